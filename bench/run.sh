@@ -1,0 +1,379 @@
+#!/usr/bin/env bash
+# Agentry benchmark harness:  ./bench/run.sh
+#
+# Measures start-up time, idle/loaded memory and HTTP throughput of the Release build,
+# with the bare-Kestrel `bench-baseline` verb as the yardstick. See bench/README.md.
+#
+# Settings (environment):
+#   RUNS=3           measured wrk runs per target (interleaved across targets)
+#   DURATION=5       seconds per wrk run
+#   CONNECTIONS=32   wrk connections
+#   THREADS=1        wrk threads
+#   WARMUP=2         seconds of discarded load per target before measuring
+#   STARTUP_RUNS=5   cold starts measured (fresh SQLite file each, so migrations included)
+#   IDLE_SECONDS=3   idle time after start-up before idle RSS is read
+#   SKIP_BUILD=1     reuse bench/results/publish instead of publishing again
+#   BASE_PORT, SVC_PORT  fixed ports (default: two free ports on 127.0.0.1)
+#   RESULTS_DIR      where everything goes (default bench/results)
+#
+# Output: a markdown report on stdout and in $RESULTS_DIR/latest.md (copied to history/);
+# raw wrk output, service logs and data of the last run in $RESULTS_DIR/run/.
+set -euo pipefail
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$BENCH_DIR/.." && pwd)"
+RESULTS="${RESULTS_DIR:-$BENCH_DIR/results}"
+PUBLISH="$RESULTS/publish"
+RUN="$RESULTS/run"
+
+RUNS="${RUNS:-3}"
+DURATION="${DURATION:-5}"; DURATION="${DURATION%s}"   # accept "5s" too
+CONNECTIONS="${CONNECTIONS:-32}"
+THREADS="${THREADS:-1}"
+WARMUP="${WARMUP:-2}"; WARMUP="${WARMUP%s}"
+STARTUP_RUNS="${STARTUP_RUNS:-5}"
+IDLE_SECONDS="${IDLE_SECONDS:-3}"
+STARTUP_TIMEOUT=60   # seconds; a start-up slower than this is a hang, not a measurement
+
+log() { echo "bench: $*" >&2; }
+die() { echo "bench: ERROR: $*" >&2; exit 1; }
+
+is_uint() { [[ "$1" =~ ^[0-9]+$ ]]; }
+for v in RUNS DURATION CONNECTIONS THREADS WARMUP STARTUP_RUNS IDLE_SECONDS; do
+    is_uint "${!v}" && [ "${!v}" -ge 1 ] || die "$v must be a positive integer (got '${!v}')"
+done
+# Load is only ever sent to 127.0.0.1 and for a bounded time.
+[ "$DURATION" -le 300 ] && [ "$WARMUP" -le 60 ] || die "DURATION must be <= 300 s and WARMUP <= 60 s"
+[ "$CONNECTIONS" -ge "$THREADS" ] || die "CONNECTIONS must be >= THREADS (wrk requirement)"
+
+# --- processes we start; all of them are stopped on exit, Ctrl-C or failure -------------------
+PIDS=()
+
+stop_process() {  # pid: SIGTERM, wait up to 10 s for a graceful stop, then SIGKILL
+    local pid="$1" i
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 200; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    local keep=() p
+    for p in "${PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
+
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do stop_process "$p"; done
+}
+trap cleanup EXIT
+# Background jobs of a script ignore SIGINT, so Ctrl-C only reaches wrk/curl and us; exiting
+# runs the EXIT trap, which stops the servers.
+trap 'log "interrupted"; exit 130' INT
+trap 'exit 143' TERM
+
+# --- helpers ---------------------------------------------------------------------------------
+
+ensure_wrk() {
+    command -v wrk >/dev/null && return 0
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    log "wrk not found; installing it with apt-get"
+    $sudo apt-get install -y wrk >/dev/null 2>&1 \
+        || { $sudo apt-get update >/dev/null && $sudo apt-get install -y wrk >/dev/null; } \
+        || die "could not install wrk (apt-get install -y wrk)"
+}
+
+free_ports() {  # two distinct free TCP ports on 127.0.0.1 (held together so they differ)
+    python3 - <<'EOF'
+import socket
+socks = [socket.socket() for _ in range(2)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
+}
+
+# One HTTP GET with bash's /dev/tcp: no process is spawned per attempt, so polling every ~5 ms
+# measures the service, not curl's own start-up. Succeeds on a 200 status line.
+probe() {  # port path
+    local line=""
+    { exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 1
+    printf 'GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' "$2" >&3 2>/dev/null || { exec 3<&-; return 1; }
+    read -r -t 2 line <&3 || true
+    exec 3<&-
+    [[ "$line" == "HTTP/1."?" 200"* ]]
+}
+
+now_us() { local t="$EPOCHREALTIME"; echo "${t/./}"; }   # wall clock in microseconds, no fork
+
+# Whole-machine CPU counters (jiffies): "busy total". Sampled around the idle waits, when our own
+# service does nothing, they show how much CPU something else (a build, tests) was using.
+cpu_sample() { awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t; exit }' /proc/stat; }
+busy_pct() {  # "busy0 total0" "busy1 total1" -> percent busy in between
+    local b0 t0 b1 t1
+    read -r b0 t0 <<<"$1"; read -r b1 t1 <<<"$2"
+    echo $(( t1 > t0 ? 100 * (b1 - b0) / (t1 - t0) : 0 ))
+}
+
+rss_kb() {  # pid -> VmRSS in kB (resident memory of the whole .NET process)
+    awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
+}
+
+# Environment of every launched process. Inherited Agentry__*/ConnectionStrings__* variables are
+# dropped so a shell set up for something else (Postgres, Redis) does not change what is measured:
+# this benchmark is the embedded default (SQLite, in-memory cache).
+launch_env() {
+    local unset=() v
+    for v in $(compgen -e); do
+        case "$v" in Agentry__*|ConnectionStrings__*|ASPNETCORE_URLS|DOTNET_URLS) unset+=(-u "$v") ;; esac
+    done
+    LAUNCH_ENV=(env "${unset[@]}"
+        ASPNETCORE_ENVIRONMENT=Production DOTNET_ENVIRONMENT=Production
+        Logging__LogLevel__Default=Warning)
+}
+
+LAST_PID=""
+start_dll() {  # workdir port logfile [verb] -> LAST_PID; runs `dotnet Agentry.dll` in workdir
+    local workdir="$1" port="$2" logfile="$3"; shift 3
+    mkdir -p "$workdir"
+    # `exec` so $! is the dotnet process itself (its /proc status is the app's memory).
+    ( cd "$workdir" && exec "${LAUNCH_ENV[@]}" dotnet "$PUBLISH/Agentry.dll" "$@" --urls "http://127.0.0.1:$port" ) \
+        >"$logfile" 2>&1 </dev/null &
+    LAST_PID=$!
+    PIDS+=("$LAST_PID")
+}
+
+wait_ready() {  # pid port path logfile: poll until 200; die if the process exits or hangs
+    local pid="$1" port="$2" path="$3" logfile="$4" deadline
+    deadline=$(( $(now_us) + STARTUP_TIMEOUT * 1000000 ))
+    until probe "$port" "$path"; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            tail -n 30 "$logfile" >&2 || true
+            die "process $pid exited before answering $path (log: $logfile)"
+        fi
+        [ "$(now_us)" -lt "$deadline" ] || { tail -n 30 "$logfile" >&2; die "no 200 from $path within ${STARTUP_TIMEOUT}s"; }
+        sleep 0.005
+    done
+}
+
+# wrk output -> "rps p99_ms non2xx socket_errors". wrk prints latencies as 850.00us, 1.23ms, 1.02s, 1.50m.
+parse_wrk() {
+    awk '
+        function ms(v,   n, u) {
+            n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+            if (u == "us") return n / 1000
+            if (u == "ms") return n
+            if (u == "s")  return n * 1000
+            if (u == "m")  return n * 60000
+            if (u == "h")  return n * 3600000
+            return "nan"
+        }
+        /^Requests\/sec:/            { rps = $2 }
+        /Latency Distribution/      { dist = 1 }
+        dist && $1 == "99%"         { p99 = ms($2); dist = 0 }
+        /Non-2xx or 3xx responses:/ { bad = $NF }
+        /Socket errors:/            { gsub(/,/, ""); err = $4 + $6 + $8 + $10 }
+        END { printf "%s %s %d %d\n", (rps == "" ? "nan" : rps), (p99 == "" ? "nan" : p99), bad, err }
+    ' "$1"
+}
+
+run_wrk() {  # name url script seconds outfile
+    local name="$1" url="$2" script="$3" seconds="$4" out="$5" args=()
+    [ -n "$script" ] && args+=(-s "$BENCH_DIR/$script")
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${seconds}s" --latency "${args[@]}" "$url" >"$out" 2>&1 \
+        || { cat "$out" >&2; die "wrk failed for $name ($url)"; }
+}
+
+# --- 1. build --------------------------------------------------------------------------------
+command -v dotnet >/dev/null || die "dotnet not found"
+command -v python3 >/dev/null || die "python3 not found"
+command -v curl >/dev/null || die "curl not found"
+ensure_wrk
+mkdir -p "$RESULTS"
+rm -rf "$RUN"; mkdir -p "$RUN/wrk"
+
+if [ "${SKIP_BUILD:-0}" = "1" ] && [ -f "$PUBLISH/Agentry.dll" ]; then
+    log "SKIP_BUILD=1: reusing $PUBLISH"
+else
+    log "publishing Release build"
+    rm -rf "$PUBLISH"
+    # Own artifacts path: intermediate files do not collide with a build running in src/ meanwhile.
+    dotnet publish "$ROOT/src/Agentry" -c Release -o "$PUBLISH" --artifacts-path "$RESULTS/artifacts" \
+        --disable-build-servers -nologo >"$RESULTS/publish.log" 2>&1 \
+        || { tail -n 30 "$RESULTS/publish.log" >&2; die "publish failed (log: $RESULTS/publish.log)"; }
+fi
+
+if [ -n "${BASE_PORT:-}" ] && [ -n "${SVC_PORT:-}" ]; then :; else read -r BASE_PORT SVC_PORT < <(free_ports); fi
+probe "$SVC_PORT" /health && die "something already answers on port $SVC_PORT"
+probe "$BASE_PORT" /plaintext && die "something already answers on port $BASE_PORT"
+launch_env
+
+# --- 2./3. start-up time and idle memory -----------------------------------------------------
+STARTUP_MS=(); IDLE_RSS_KB=(); BACKGROUND_CPU=()
+for ((i = 1; i <= STARTUP_RUNS; i++)); do
+    dir="$RUN/startup-$i"   # fresh working dir: new data/agentry.db, so migrations run every time
+    t0=$(now_us)
+    start_dll "$dir" "$SVC_PORT" "$RUN/startup-$i.log"
+    pid=$LAST_PID
+    wait_ready "$pid" "$SVC_PORT" /health "$RUN/startup-$i.log"
+    t1=$(now_us)
+    STARTUP_MS+=("$(( (t1 - t0) / 1000 ))")
+    c0=$(cpu_sample)
+    sleep "$IDLE_SECONDS"
+    BACKGROUND_CPU+=("$(busy_pct "$c0" "$(cpu_sample)")")
+    IDLE_RSS_KB+=("$(rss_kb "$pid")")
+    stop_process "$pid"
+    log "start-up $i/$STARTUP_RUNS: ${STARTUP_MS[-1]} ms, idle RSS $(( IDLE_RSS_KB[-1] / 1024 )) MB, other CPU load ${BACKGROUND_CPU[-1]}%"
+done
+
+# The same for the bare baseline: the floor set by the runtime itself (no DI, no EF, no migrations).
+BASE_STARTUP_MS=()
+for ((i = 1; i <= STARTUP_RUNS; i++)); do
+    t0=$(now_us)
+    start_dll "$RUN/baseline-startup" "$BASE_PORT" "$RUN/baseline-startup-$i.log" bench-baseline
+    wait_ready "$LAST_PID" "$BASE_PORT" /plaintext "$RUN/baseline-startup-$i.log"
+    BASE_STARTUP_MS+=("$(( ($(now_us) - t0) / 1000 ))")
+    stop_process "$LAST_PID"
+done
+log "bare baseline start-up: ${BASE_STARTUP_MS[*]} ms"
+
+# --- 4. throughput -----------------------------------------------------------------------------
+# Both servers run side by side but are driven one at a time; the idle one costs next to nothing.
+start_dll "$RUN/baseline" "$BASE_PORT" "$RUN/baseline.log" bench-baseline
+BASE_PID=$LAST_PID
+start_dll "$RUN/service" "$SVC_PORT" "$RUN/service.log"
+SVC_PID=$LAST_PID
+wait_ready "$BASE_PID" "$BASE_PORT" /plaintext "$RUN/baseline.log"
+wait_ready "$SVC_PID" "$SVC_PORT" /health "$RUN/service.log"
+
+# Seed data for the read endpoints: 20 workspaces, so a limit=20 page is full.
+SVC="http://127.0.0.1:$SVC_PORT"
+WS_ID=""
+for ((i = 1; i <= 20; i++)); do
+    body=$(printf '{"name":"Bench %02d","slug":"bench-%02d"}' "$i" "$i")
+    resp=$(curl -sS -w '\n%{http_code}' -X POST -H 'Content-Type: application/json' -d "$body" "$SVC/api/v1/workspaces") \
+        || die "could not create a workspace"
+    [ "${resp##*$'\n'}" = "201" ] || die "POST /api/v1/workspaces answered ${resp##*$'\n'}: ${resp%$'\n'*}"
+    [ -n "$WS_ID" ] || WS_ID=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "${resp%$'\n'*}")
+done
+
+# The targets, in the order they are driven. One entry: "name|url|optional wrk lua script".
+# The script path is relative to bench/ (e.g. lua/auth.lua setting an Authorization header; a
+# script can read secrets with os.getenv). Add authenticated endpoints here.
+# baseline-json must stay: every ratio is relative to it.
+TARGETS=(
+    "baseline-json|http://127.0.0.1:$BASE_PORT/json|"
+    "baseline-plaintext|http://127.0.0.1:$BASE_PORT/plaintext|"
+    "health|$SVC/health|"
+    "workspace-get|$SVC/api/v1/workspaces/$WS_ID|"
+    "workspace-list|$SVC/api/v1/workspaces?limit=20|"
+)
+
+# A target that answers 404 or 500 would still produce a (meaningless) req/s figure; refuse it.
+for t in "${TARGETS[@]}"; do
+    IFS='|' read -r name url script <<<"$t"
+    [ -z "$script" ] || [ -f "$BENCH_DIR/$script" ] || die "$name: wrk script $script not found in bench/"
+    if [ -z "$script" ]; then
+        code=$(curl -s -o /dev/null -w '%{http_code}' "$url") || true
+        [ "$code" = "200" ] || die "$name: GET $url answered $code, not 200"
+    fi
+done
+
+for t in "${TARGETS[@]}"; do
+    IFS='|' read -r name url script <<<"$t"
+    log "warm-up ${WARMUP}s: $name"
+    run_wrk "$name" "$url" "$script" "$WARMUP" "$RUN/wrk/$name-warmup.txt"
+    # Also catches targets driven by a Lua script, which the curl check above skips.
+    read -r rps _ bad _ < <(parse_wrk "$RUN/wrk/$name-warmup.txt")
+    [ "$rps" != "nan" ] && [ "$bad" = "0" ] \
+        || die "$name: warm-up got $bad non-2xx/3xx answers (see $RUN/wrk/$name-warmup.txt)"
+done
+
+# One more look at the machine while both servers sit idle, right before the measured runs.
+c0=$(cpu_sample); sleep 1; BACKGROUND_CPU+=("$(busy_pct "$c0" "$(cpu_sample)")")
+
+# Interleaved rounds (all targets, then again) so slow drift of the machine hits every target alike.
+RAW="$RUN/wrk.tsv"
+: >"$RAW"
+for ((r = 1; r <= RUNS; r++)); do
+    for t in "${TARGETS[@]}"; do
+        IFS='|' read -r name url script <<<"$t"
+        out="$RUN/wrk/$name-$r.txt"
+        run_wrk "$name" "$url" "$script" "$DURATION" "$out"
+        read -r rps p99 bad err < <(parse_wrk "$out")
+        printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$r" "$rps" "$p99" "$bad" "$err" >>"$RAW"
+        log "round $r/$RUNS $name: $rps req/s, p99 $p99 ms$([ "$bad$err" = "00" ] || echo ", non-2xx $bad, socket errors $err")"
+    done
+done
+
+LOADED_RSS_KB=$(rss_kb "$SVC_PID")
+BASE_RSS_KB=$(rss_kb "$BASE_PID")
+kill -0 "$SVC_PID" 2>/dev/null || die "service died during the load runs (log: $RUN/service.log)"
+
+# --- 5. report ---------------------------------------------------------------------------------
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "no commit")
+[ -z "$(git -C "$ROOT" status --porcelain -- src 2>/dev/null)" ] || COMMIT="$COMMIT (+ uncommitted changes in src/)"
+
+REPORT="$RESULTS/latest.md"
+python3 - "$RAW" >"$REPORT" <<EOF
+import statistics as st, sys
+from datetime import datetime, timezone
+
+startup = [int(x) for x in "${STARTUP_MS[*]}".split()]
+base_startup = [int(x) for x in "${BASE_STARTUP_MS[*]}".split()]
+background = [int(x) for x in "${BACKGROUND_CPU[*]}".split()]
+idle = [int(x) / 1024 for x in "${IDLE_RSS_KB[*]}".split()]
+loaded, base_rss = int("$LOADED_RSS_KB") / 1024, int("$BASE_RSS_KB") / 1024
+
+rows = {}
+for line in open(sys.argv[1]):
+    name, _, rps, p99, bad, err = line.rstrip("\n").split("\t")
+    r = rows.setdefault(name, {"rps": [], "p99": [], "bad": 0, "err": 0})
+    r["rps"].append(float(rps)); r["p99"].append(float(p99))
+    r["bad"] += int(bad); r["err"] += int(err)
+
+med = {n: st.median(r["rps"]) for n, r in rows.items()}
+p99 = {n: st.median(r["p99"]) for n, r in rows.items()}
+json_base = med["baseline-json"]
+plain_base = med.get("baseline-plaintext")
+
+def verdict(ok): return "PASS" if ok else "**FAIL**"
+
+print("# Agentry benchmark")
+print()
+print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, commit $COMMIT, $(nproc) CPUs; "
+      f"wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $RUNS interleaved runs per target (median shown), "
+      f"${WARMUP}s warm-up.")
+print()
+print("| target | req/s (median) | ratio vs bare JSON | p99 ms (median) |")
+print("|---|---:|---:|---:|")
+for name, r in rows.items():
+    note = ""
+    if r["bad"] or r["err"]:
+        note = f" ⚠ non-2xx {r['bad']}, socket errors {r['err']}"
+    print(f"| {name}{note} | {med[name]:,.0f} | {med[name] / json_base:.2f} | {p99[name]:.2f} |")
+print()
+print(f"- Start-up to first 200 from /health (fresh SQLite, migrations included), {len(startup)} runs: "
+      f"median **{st.median(startup):.0f} ms** (min {min(startup)}, max {max(startup)}) — goal < 2000 ms: "
+      f"{verdict(st.median(startup) < 2000)}; bare baseline verb: {st.median(base_startup):.0f} ms")
+print(f"- RSS idle (${IDLE_SECONDS}s after start-up): median **{st.median(idle):.0f} MB** "
+      f"(min {min(idle):.0f}, max {max(idle):.0f}) — goal < 150 MB: {verdict(st.median(idle) < 150)}")
+print(f"- RSS after the load runs: service **{loaded:.0f} MB**, bare baseline {base_rss:.0f} MB")
+if "health" in med:
+    line = f"- /health vs bare Kestrel: {med['health'] / json_base:.2f} of /json"
+    if plain_base:
+        line += (f", {med['health'] / plain_base:.2f} of /plaintext (same kind of answer)"
+                 f" — goal ≥ 0.9: {verdict(med['health'] / plain_base >= 0.9)}")
+    print(line)
+if max(background) > 10:
+    print(f"- ⚠ Another process used up to {max(background)}% of the CPUs while the service sat idle "
+          f"(median {st.median(background):.0f}%): the machine was busy, figures are not comparable.")
+EOF
+
+mkdir -p "$RESULTS/history"
+cp "$REPORT" "$RESULTS/history/$(date -u +%Y%m%dT%H%M%SZ).md"
+cat "$REPORT"
+log "report: $REPORT; raw wrk output and logs: $RUN/"

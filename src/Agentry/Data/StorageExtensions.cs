@@ -1,0 +1,80 @@
+using System.Data.Common;
+using Agentry.Hosting;
+using Microsoft.Data.Sqlite;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace Agentry.Data;
+
+public static class StorageExtensions
+{
+    /// <summary>
+    /// The database: SQLite (embedded default) or PostgreSQL, behind one pooled <see cref="AppDbContext"/>.
+    /// </summary>
+    public static IHostApplicationBuilder AddStorage(this IHostApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddOptions<StorageOptions>()
+            .BindConfiguration(StorageOptions.SectionName)
+            .Configure<IConfiguration>((o, config) => o.ConnectionString ??= config.GetConnectionString("Agentry"))
+            .ValidateOnStart();
+        services.AddSingleton<IValidateOptions<StorageOptions>, StorageOptionsValidator>();
+        services.AddSingleton<DbMetricsInterceptor>();
+        services.AddSingleton(sp => ConnectionGaugeFor(sp.GetRequiredService<DbMetricsInterceptor>()));
+
+        // The one switch that picks the storage provider. An unknown value registers nothing here and
+        // is reported by the options validator at start-up, naming the key and the allowed values.
+        switch (builder.Configuration[$"{StorageOptions.SectionName}:Provider"] ?? StorageOptions.Sqlite)
+        {
+            case StorageOptions.Sqlite:
+                services.AddDbContextPool<AppDbContext, SqliteAppDbContext>((sp, db) => db
+                    .UseSqlite(SqliteConnectionString(sp.GetRequiredService<IOptions<StorageOptions>>().Value))
+                    .AddInterceptors(sp.GetRequiredService<DbMetricsInterceptor>()));
+                break;
+            case StorageOptions.Postgres:
+                services.AddSingleton<DbDataSource>(sp => PostgresDataSource(sp.GetRequiredService<IOptions<StorageOptions>>().Value));
+                services.AddDbContextPool<AppDbContext, PostgresAppDbContext>((sp, db) => db
+                    .UseNpgsql((NpgsqlDataSource)sp.GetRequiredService<DbDataSource>())
+                    .AddInterceptors(sp.GetRequiredService<DbMetricsInterceptor>()));
+                break;
+        }
+
+        services.AddHealthChecks().AddDbContextCheck<AppDbContext>(
+            "database",
+            tags: [HealthExtensions.ReadyTag],
+            customTestQuery: static (db, ct) => db.Database.SqlQueryRaw<int>("SELECT 1 AS \"Value\"").AnyAsync(ct));
+        services.AddSingleton<DatabaseMigrator>();
+        services.AddHostedService(sp => sp.GetRequiredService<DatabaseMigrator>());
+        return builder;
+    }
+
+    private static ConnectionGauge ConnectionGaugeFor(DbMetricsInterceptor interceptor) =>
+        new("database", () => interceptor.OpenConnections);
+
+    private static string SqliteConnectionString(StorageOptions options)
+    {
+        var connection = new SqliteConnectionStringBuilder(options.ConnectionString ?? StorageOptions.DefaultSqliteConnection);
+        var directory = Path.GetDirectoryName(Path.GetFullPath(connection.DataSource));
+        if (connection.Mode != SqliteOpenMode.Memory && directory is not null)
+        {
+            Directory.CreateDirectory(directory);
+        }
+        return connection.ToString();
+    }
+
+    /// <summary>Pool bounds, command timeout, bounded connection lifetime and JIT off, as the audit report asks.</summary>
+    private static NpgsqlDataSource PostgresDataSource(StorageOptions options)
+    {
+        var connection = new NpgsqlConnectionStringBuilder(options.ConnectionString)
+        {
+            MinPoolSize = options.MinPoolSize,
+            MaxPoolSize = options.MaxPoolSize,
+            CommandTimeout = options.CommandTimeoutSeconds,
+            ConnectionLifetime = options.ConnectionLifetimeSeconds,
+        };
+        // JIT compilation makes short OLTP queries slower and their latency erratic.
+        connection.Options = string.IsNullOrEmpty(connection.Options) ? "-c jit=off" : connection.Options + " -c jit=off";
+        return new NpgsqlDataSourceBuilder(connection.ConnectionString).Build();
+    }
+}

@@ -1,0 +1,16 @@
+namespace Agentry.Hosting;
+
+internal static partial class HostingLog
+{
+    [LoggerMessage(1, LogLevel.Error, "Unhandled exception for {Method} {Path}")]
+    public static partial void UnhandledException(ILogger logger, Exception exception, string method, string path);
+
+    [LoggerMessage(2, LogLevel.Information, "Rejected {Method} {Path} with {Status} {Code}: {Reason}")]
+    public static partial void BadRequest(ILogger logger, int status, string code, string method, string path, string reason);
+
+    [LoggerMessage(3, LogLevel.Debug, "Client aborted {Method} {Path}")]
+    public static partial void RequestAborted(ILogger logger, string method, string path);
+
+    [LoggerMessage(4, LogLevel.Information, "Applied {Count} database migration(s) on {Provider}")]
+    public static partial void MigrationsApplied(ILogger logger, int count, string provider);
+}

@@ -1,0 +1,19 @@
+namespace Agentry.Hosting;
+
+/// <summary>Where traces, metrics and logs go. Section <c>Agentry:Telemetry</c>.</summary>
+public sealed class TelemetryOptions
+{
+    public const string SectionName = "Agentry:Telemetry";
+
+    /// <summary>OTLP collector (e.g. http://otel-collector:4317). Unset: no OTLP export, and no tracing overhead.</summary>
+    public Uri? OtlpEndpoint { get; set; }
+
+    /// <summary>Service name reported in every trace and metric.</summary>
+    public string ServiceName { get; set; } = "agentry";
+
+    /// <summary>Serve Prometheus text at <c>/metrics</c>.</summary>
+    public bool PrometheusEnabled { get; set; } = true;
+
+    /// <summary>Log as one JSON object per line (with trace and span ids); false gives the plain console format.</summary>
+    public bool JsonLogs { get; set; } = true;
+}

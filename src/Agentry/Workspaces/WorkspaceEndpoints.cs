@@ -1,0 +1,161 @@
+using Agentry.Data;
+using Agentry.Hosting;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.EntityFrameworkCore;
+using ZiggyCreatures.Caching.Fusion;
+
+namespace Agentry.Workspaces;
+
+public static class WorkspaceEndpoints
+{
+    private const string ListTag = "workspaces:list";
+    private static readonly string[] Sorts = ["-createdAt", "createdAt", "name", "-name"];
+
+    public static IHostApplicationBuilder AddWorkspaces(this IHostApplicationBuilder builder) => builder;
+
+    public static IEndpointRouteBuilder MapWorkspaces(this IEndpointRouteBuilder endpoints)
+    {
+        var group = endpoints.MapGroup("/api/v1/workspaces").WithTags("Workspaces")
+            .ProducesProblem(StatusCodes.Status500InternalServerError);
+
+        group.MapPost("/", CreateAsync).WithName("CreateWorkspace").WithSummary("Create a workspace")
+            .ProducesValidationProblem().ProducesProblem(StatusCodes.Status409Conflict)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge).ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
+        group.MapGet("/", ListAsync).WithName("ListWorkspaces").WithSummary("List workspaces, a page at a time")
+            .ProducesValidationProblem();
+        group.MapGet("/{id:guid}", GetAsync).WithName("GetWorkspace").WithSummary("Get a workspace")
+            .ProducesProblem(StatusCodes.Status404NotFound);
+        group.MapPatch("/{id:guid}", UpdateAsync).WithName("UpdateWorkspace").WithSummary("Change a workspace's name or description")
+            .ProducesValidationProblem().ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge).ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
+        group.MapDelete("/{id:guid}", DeleteAsync).WithName("DeleteWorkspace").WithSummary("Delete a workspace")
+            .ProducesProblem(StatusCodes.Status404NotFound);
+        return endpoints;
+    }
+
+    internal static async Task<Results<Created<WorkspaceResponse>, ProblemHttpResult>> CreateAsync(
+        CreateWorkspaceRequest request, AppDbContext db, IFusionCache cache, TimeProvider clock, CancellationToken ct)
+    {
+        var now = clock.UtcNow();
+        var workspace = new Workspace
+        {
+            Id = Guid.CreateVersion7(),
+            Name = request.Name.Trim(),
+            Slug = request.Slug,
+            Description = request.Description,
+            CreatedAt = now,
+            UpdatedAt = now,
+        };
+        db.Workspaces.Add(workspace);
+        try
+        {
+            await db.SaveChangesAsync(ct);
+        }
+        catch (DbUpdateException ex) when (ex.IsUniqueViolation())
+        {
+            return Problem.Conflict("slug_taken", $"A workspace with slug '{request.Slug}' already exists.");
+        }
+        await cache.RemoveByTagAsync(ListTag, token: ct);
+        return TypedResults.Created($"/api/v1/workspaces/{workspace.Id}", workspace.ToResponse());
+    }
+
+    internal static async Task<Results<Ok<Page<WorkspaceResponse>>, ProblemHttpResult, ValidationProblem>> ListAsync(
+        [AsParameters] PageRequest page, AppDbContext db, IFusionCache cache, CancellationToken ct)
+    {
+        var sort = page.Sort ?? Sorts[0];
+        if (!Sorts.Contains(sort))
+        {
+            return Problem.Validation("sort", $"Unknown sort '{sort}'. Allowed: {string.Join(", ", Sorts)}.");
+        }
+        Cursor? after = null;
+        if (page.Cursor is not null && !Cursor.TryDecode(page.Cursor, sort, out after))
+        {
+            return Problem.BadRequest(ProblemCodes.InvalidCursor, "The cursor is malformed or belongs to another sort order.");
+        }
+        var result = await cache.GetOrSetAsync(
+            $"workspaces:list:{sort}:{page.Size}:{page.Cursor}",
+            token => QueryPageAsync(db, sort, after, page.Size, token),
+            tags: [ListTag],
+            token: ct);
+        return TypedResults.Ok(result);
+    }
+
+    internal static async Task<Results<Ok<WorkspaceResponse>, ProblemHttpResult>> GetAsync(
+        Guid id, AppDbContext db, IFusionCache cache, CancellationToken ct)
+    {
+        var workspace = await cache.GetOrSetAsync(
+            CacheKey(id),
+            token => db.Workspaces.AsNoTracking().Where(w => w.Id == id).Select(w => w.ToResponse()).FirstOrDefaultAsync(token),
+            token: ct);
+        return workspace is null ? NotFound(id) : TypedResults.Ok(workspace);
+    }
+
+    internal static async Task<Results<Ok<WorkspaceResponse>, ProblemHttpResult>> UpdateAsync(
+        Guid id, UpdateWorkspaceRequest request, AppDbContext db, IFusionCache cache, TimeProvider clock, CancellationToken ct)
+    {
+        var workspace = await db.Workspaces.FirstOrDefaultAsync(w => w.Id == id, ct);
+        if (workspace is null)
+        {
+            return NotFound(id);
+        }
+        workspace.Name = request.Name?.Trim() ?? workspace.Name;
+        workspace.Description = request.Description ?? workspace.Description;
+        workspace.UpdatedAt = clock.UtcNow();
+        await db.SaveChangesAsync(ct);
+        await InvalidateAsync(cache, id, ct);
+        return TypedResults.Ok(workspace.ToResponse());
+    }
+
+    internal static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
+        Guid id, AppDbContext db, IFusionCache cache, CancellationToken ct)
+    {
+        var deleted = await db.Workspaces.Where(w => w.Id == id).ExecuteDeleteAsync(ct);
+        if (deleted == 0)
+        {
+            return NotFound(id);
+        }
+        await InvalidateAsync(cache, id, ct);
+        return TypedResults.NoContent();
+    }
+
+    private static async Task<Page<WorkspaceResponse>> QueryPageAsync(AppDbContext db, string sort, Cursor? after, int size, CancellationToken ct)
+    {
+        var query = db.Workspaces.AsNoTracking();
+        // Ids are UUIDv7, so id order is creation order; name ties break on id.
+        query = (sort, after) switch
+        {
+            ("-createdAt", null) => query.OrderByDescending(w => w.Id),
+            ("-createdAt", { } c) => query.Where(w => w.Id.CompareTo(c.Id) < 0).OrderByDescending(w => w.Id),
+            ("createdAt", null) => query.OrderBy(w => w.Id),
+            ("createdAt", { } c) => query.Where(w => w.Id.CompareTo(c.Id) > 0).OrderBy(w => w.Id),
+            ("name", null) => query.OrderBy(w => w.Name).ThenBy(w => w.Id),
+            ("name", { } c) => query
+                .Where(w => w.Name.CompareTo(c.Value) > 0 || (w.Name == c.Value && w.Id.CompareTo(c.Id) > 0))
+                .OrderBy(w => w.Name).ThenBy(w => w.Id),
+            (_, null) => query.OrderByDescending(w => w.Name).ThenByDescending(w => w.Id),
+            (_, { } c) => query
+                .Where(w => w.Name.CompareTo(c.Value) < 0 || (w.Name == c.Value && w.Id.CompareTo(c.Id) < 0))
+                .OrderByDescending(w => w.Name).ThenByDescending(w => w.Id),
+        };
+        var rows = await query.Take(size + 1).Select(w => w.ToResponse()).ToListAsync(ct);
+        if (rows.Count <= size)
+        {
+            return new Page<WorkspaceResponse>(rows, null);
+        }
+        rows.RemoveAt(size);
+        var last = rows[^1];
+        var value = sort.EndsWith("name", StringComparison.Ordinal) ? last.Name : null;
+        return new Page<WorkspaceResponse>(rows, new Cursor(sort, value, last.Id).Encode());
+    }
+
+    private static async Task InvalidateAsync(IFusionCache cache, Guid id, CancellationToken ct)
+    {
+        await cache.RemoveAsync(CacheKey(id), token: ct);
+        await cache.RemoveByTagAsync(ListTag, token: ct);
+    }
+
+    private static string CacheKey(Guid id) => $"workspace:{id}";
+
+    private static ProblemHttpResult NotFound(Guid id) => Problem.NotFound($"Workspace {id} was not found.");
+}

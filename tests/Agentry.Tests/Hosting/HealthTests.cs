@@ -1,0 +1,46 @@
+using System.Net;
+using System.Text.Json;
+using Agentry.Tests.Infrastructure;
+
+namespace Agentry.Tests.Hosting;
+
+public sealed class HealthTests
+{
+    [Fact]
+    public async Task Ready_reports_each_dependency_when_healthy()
+    {
+        await using var app = AgentryApp.Sqlite();
+        var client = app.Client();
+
+        var ready = await client.GetAsync("/health/ready");
+
+        Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+        var body = JsonDocument.Parse(await ready.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal("healthy", body.GetProperty("status").GetString());
+        Assert.Equal("healthy", body.GetProperty("checks").GetProperty("database").GetProperty("status").GetString());
+        Assert.Equal("Healthy", await client.GetStringAsync("/health"));
+    }
+
+    [Fact]
+    public async Task With_the_database_down_liveness_is_200_readiness_503_and_requests_get_503()
+    {
+        var unreachable = $"Host=127.0.0.1;Port={RedisProcess.FreePort()};Username=u;Password=p;Database=d;Timeout=2";
+        await using var app = new AgentryApp(Settings.Postgres(unreachable).With(new Dictionary<string, string?>
+        {
+            ["Agentry:Storage:MigrateOnStart"] = "false",
+        }));
+        var client = app.Client();
+
+        Assert.Equal("Healthy", await client.GetStringAsync("/health"));
+
+        var ready = await client.GetAsync("/health/ready");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+        var body = JsonDocument.Parse(await ready.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal("unhealthy", body.GetProperty("status").GetString());
+        Assert.Equal("unhealthy", body.GetProperty("checks").GetProperty("database").GetProperty("status").GetString());
+
+        var read = await client.GetAsync($"/api/v1/workspaces/{Guid.CreateVersion7()}");
+        await read.AssertProblemAsync(HttpStatusCode.ServiceUnavailable, "service_unavailable");
+        Assert.NotNull(read.Headers.RetryAfter);
+    }
+}

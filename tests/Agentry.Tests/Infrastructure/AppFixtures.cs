@@ -1,0 +1,50 @@
+namespace Agentry.Tests.Infrastructure;
+
+/// <summary>A storage provider under test: one app on its own database, shared by a test class.</summary>
+public abstract class StorageFixture : IAsyncLifetime
+{
+    public AgentryApp App { get; protected set; } = null!;
+
+    public HttpClient Client { get; private set; } = null!;
+
+    public abstract string Provider { get; }
+
+    public virtual ValueTask InitializeAsync()
+    {
+        Client = App.Client();
+        return ValueTask.CompletedTask;
+    }
+
+    public virtual async ValueTask DisposeAsync() => await App.DisposeAsync();
+}
+
+public sealed class SqliteFixture : StorageFixture
+{
+    public override string Provider => "sqlite";
+
+    public override ValueTask InitializeAsync()
+    {
+        App = AgentryApp.Sqlite();
+        return base.InitializeAsync();
+    }
+}
+
+public sealed class PostgresFixture : StorageFixture
+{
+    private PostgresDatabase _database = null!;
+
+    public override string Provider => "postgres";
+
+    public override async ValueTask InitializeAsync()
+    {
+        _database = await PostgresDatabase.CreateAsync();
+        App = new AgentryApp(Settings.Postgres(_database.ConnectionString));
+        await base.InitializeAsync();
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync();
+        await _database.DisposeAsync();
+    }
+}
