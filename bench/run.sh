@@ -59,8 +59,12 @@ stop_process() {  # pid: SIGTERM, wait up to 10 s for a graceful stop, then SIGK
     done
     kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
+    forget_pid "$pid"
+}
+
+forget_pid() {
     local keep=() p
-    for p in "${PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
+    for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
     PIDS=("${keep[@]}")
 }
 
@@ -69,8 +73,8 @@ cleanup() {
     for p in "${PIDS[@]}"; do stop_process "$p"; done
 }
 trap cleanup EXIT
-# Background jobs of a script ignore SIGINT, so Ctrl-C only reaches wrk/curl and us; exiting
-# runs the EXIT trap, which stops the servers.
+# Background jobs of a script ignore SIGINT, so Ctrl-C reaches only us (and curl/sleep in the
+# foreground); exiting runs the EXIT trap, which stops the servers and a running wrk.
 trap 'log "interrupted"; exit 130' INT
 trap 'exit 143' TERM
 
@@ -183,8 +187,14 @@ parse_wrk() {
 run_wrk() {  # name url script seconds outfile
     local name="$1" url="$2" script="$3" seconds="$4" out="$5" args=()
     [ -n "$script" ] && args+=(-s "$BENCH_DIR/$script")
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${seconds}s" --latency "${args[@]}" "$url" >"$out" 2>&1 \
-        || { cat "$out" >&2; die "wrk failed for $name ($url)"; }
+    # wrk catches SIGINT and exits 0 with partial results, which would hide Ctrl-C from bash.
+    # In the background it ignores SIGINT instead, and `wait` returns at once when we get one.
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${seconds}s" --latency "${args[@]}" "$url" >"$out" 2>&1 </dev/null &
+    local pid=$! rc=0
+    PIDS+=("$pid")
+    wait "$pid" || rc=$?
+    forget_pid "$pid"
+    [ "$rc" -eq 0 ] || { cat "$out" >&2; die "wrk failed for $name ($url)"; }
 }
 
 # --- 1. build --------------------------------------------------------------------------------
