@@ -126,6 +126,16 @@ rss_kb() {  # pid -> VmRSS in kB (resident memory of the whole .NET process)
     awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
 }
 
+ensure_alive() {  # pid logfile: die with the exit status if the process has ended meanwhile
+    kill -0 "$1" 2>/dev/null && return 0
+    local rc=0
+    wait "$1" 2>/dev/null || rc=$?
+    forget_pid "$1"
+    tail -n 20 "$2" >&2 || true
+    # 143/137 with an empty log: someone else sent SIGTERM/SIGKILL (e.g. a `pkill -f Agentry`).
+    die "process $1 ended unexpectedly, exit status $rc (143 = SIGTERM, 137 = SIGKILL); log: $2"
+}
+
 # Environment of every launched process. Inherited Agentry__*/ConnectionStrings__* variables are
 # dropped so a shell set up for something else (Postgres, Redis) does not change what is measured:
 # this benchmark is the embedded default (SQLite, in-memory cache).
@@ -234,6 +244,7 @@ for ((i = 1; i <= STARTUP_RUNS; i++)); do
     c0=$(cpu_sample)
     sleep "$IDLE_SECONDS"
     BACKGROUND_CPU+=("$(busy_pct "$c0" "$(cpu_sample)")")
+    ensure_alive "$pid" "$RUN/startup-$i.log"
     IDLE_RSS_KB+=("$(rss_kb "$pid")")
     stop_process "$pid"
     log "start-up $i/$STARTUP_RUNS: ${STARTUP_MS[-1]} ms, idle RSS $(( IDLE_RSS_KB[-1] / 1024 )) MB, other CPU load ${BACKGROUND_CPU[-1]}%"
@@ -319,9 +330,10 @@ for ((r = 1; r <= RUNS; r++)); do
     done
 done
 
+ensure_alive "$SVC_PID" "$RUN/service.log"
+ensure_alive "$BASE_PID" "$RUN/baseline.log"
 LOADED_RSS_KB=$(rss_kb "$SVC_PID")
 BASE_RSS_KB=$(rss_kb "$BASE_PID")
-kill -0 "$SVC_PID" 2>/dev/null || die "service died during the load runs (log: $RUN/service.log)"
 
 # --- 5. report ---------------------------------------------------------------------------------
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "no commit")
