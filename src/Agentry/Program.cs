@@ -15,7 +15,7 @@ builder.AddStorage();
 builder.AddCaching();
 builder.AddWorkspaces();
 
-var app = builder.Build();
+var app = builder.BuildAgentry();
 
 app.UseAgentryHosting();
 app.MapHealth();

@@ -5,12 +5,29 @@ namespace Agentry.Hosting;
 
 public static class CommandLine
 {
+    private const int ConfigurationErrorExitCode = 2;
+
     private const string Usage = """
         usage: agentry [verb] [--key=value ...]
           (none)          run the service (API and workers)
           migrate         apply database migrations and exit
           bench-baseline  serve a bare Kestrel JSON endpoint (benchmark baseline only)
         """;
+
+    /// <summary>Builds the app; a bad setting found while building ends the program like one found at start.</summary>
+    public static WebApplication BuildAgentry(this WebApplicationBuilder builder)
+    {
+        try
+        {
+            return builder.Build();
+        }
+        catch (Exception ex) when (ConfigurationError(ex) is { } message)
+        {
+            Console.Error.WriteLine(message);
+            Environment.Exit(ConfigurationErrorExitCode);
+            throw;
+        }
+    }
 
     /// <summary>
     /// Runs the verb named by the first argument. A bad setting ends the program with exit code 2
@@ -30,13 +47,29 @@ public static class CommandLine
                     return 0;
                 default:
                     await Console.Error.WriteLineAsync($"agentry: unknown verb '{args[0]}'.\n{Usage}");
-                    return 2;
+                    return ConfigurationErrorExitCode;
             }
         }
-        catch (OptionsValidationException ex)
+        catch (Exception ex) when (ConfigurationError(ex) is { } message)
         {
-            await Console.Error.WriteLineAsync("agentry: configuration error: " + string.Join(" ", ex.Failures));
-            return 2;
+            await Console.Error.WriteLineAsync(message);
+            return ConfigurationErrorExitCode;
         }
+    }
+
+    private static string? ConfigurationError(Exception? exception)
+    {
+        for (; exception is not null; exception = exception.InnerException)
+        {
+            switch (exception)
+            {
+                case OptionsValidationException invalid:
+                    return "agentry: configuration error: " + string.Join(" ", invalid.Failures);
+                // The binder's own message names the key and the type it wanted.
+                case InvalidOperationException when exception.Message.StartsWith("Failed to convert configuration value", StringComparison.Ordinal):
+                    return "agentry: configuration error: " + exception.Message;
+            }
+        }
+        return null;
     }
 }

@@ -12,6 +12,8 @@ public static class HostingExtensions
     /// <summary>Environment variable naming a directory of secret files (one file per key).</summary>
     public const string SecretsDirectoryVariable = "AGENTRY_SECRETS_DIR";
 
+    public const string DefaultUrl = "http://127.0.0.1:8080";
+
     /// <summary>
     /// Configuration sources, Kestrel hardening, JSON conventions, problem details and validation.
     /// </summary>
@@ -21,6 +23,12 @@ public static class HostingExtensions
         // Agentry:Cache:Redis. They come last, so they win over environment variables.
         var secrets = Environment.GetEnvironmentVariable(SecretsDirectoryVariable) ?? "/run/secrets";
         builder.Configuration.AddKeyPerFile(secrets, optional: true, reloadOnChange: false);
+
+        // Loopback by default: exposing the service is a decision (Urls, ASPNETCORE_URLS, HTTP_PORTS).
+        if (builder is WebApplicationBuilder web && new[] { "urls", "http_ports", "https_ports" }.All(key => string.IsNullOrEmpty(web.Configuration[key])))
+        {
+            web.WebHost.UseUrls(DefaultUrl);
+        }
 
         builder.Services.AddOptions<HostingOptions>()
             .BindConfiguration(HostingOptions.SectionName)
@@ -61,6 +69,7 @@ public static class HostingExtensions
     {
         app.UseApiMetrics();
         app.UseExceptionHandler();
+        app.UseDrainingRequestBody();
         app.UseStatusCodePages();
         // Explicitly here (not implicitly first) so failures while routing still become problem details.
         app.UseRouting();

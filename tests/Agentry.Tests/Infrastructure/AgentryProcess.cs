@@ -1,0 +1,89 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+
+namespace Agentry.Tests.Infrastructure;
+
+/// <summary>The shipped program run as a real process (dotnet Agentry.dll), for start-up, exit and signal behaviour.</summary>
+public sealed class AgentryProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+
+    private AgentryProcess(Process process) => _process = process;
+
+    public ConcurrentQueue<string> Stdout { get; } = new();
+
+    public ConcurrentQueue<string> Stderr { get; } = new();
+
+    public int Id => _process.Id;
+
+    public bool HasExited => _process.HasExited;
+
+    public static AgentryProcess Start(string workingDirectory, IReadOnlyDictionary<string, string> environment, params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = workingDirectory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Agentry.dll"));
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+        foreach (var key in start.Environment.Keys.Where(k => k.StartsWith("Agentry__", StringComparison.Ordinal) || k.StartsWith("ASPNETCORE_", StringComparison.Ordinal)).ToList())
+        {
+            start.Environment.Remove(key);
+        }
+        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        start.Environment["AGENTRY_SECRETS_DIR"] = Path.Combine(workingDirectory, "no-secrets");
+        foreach (var (key, value) in environment)
+        {
+            start.Environment[key] = value;
+        }
+        var process = new AgentryProcess(Process.Start(start)!);
+        process._process.OutputDataReceived += (_, e) => { if (e.Data is not null) process.Stdout.Enqueue(e.Data); };
+        process._process.ErrorDataReceived += (_, e) => { if (e.Data is not null) process.Stderr.Enqueue(e.Data); };
+        process._process.BeginOutputReadLine();
+        process._process.BeginErrorReadLine();
+        return process;
+    }
+
+    public async Task<int> WaitForExitAsync(TimeSpan within)
+    {
+        using var timeout = new CancellationTokenSource(within);
+        await _process.WaitForExitAsync(timeout.Token);
+        _process.WaitForExit(); // flushes the redirected streams
+        return _process.ExitCode;
+    }
+
+    /// <summary>Asks the process to stop the way an orchestrator does (SIGTERM).</summary>
+    public void Terminate() => Process.Start("kill", ["-TERM", _process.Id.ToString()])!.WaitForExit();
+
+    public async Task WaitUntilHealthyAsync(Uri baseAddress, TimeSpan within)
+    {
+        using var client = new HttpClient { BaseAddress = baseAddress, Timeout = TimeSpan.FromSeconds(2) };
+        var healthy = await HttpAssertions.EventuallyAsync(async () =>
+        {
+            try
+            {
+                return (await client.GetAsync("/health")).IsSuccessStatusCode;
+            }
+            catch (HttpRequestException)
+            {
+                return false;
+            }
+        }, within);
+        Assert.True(healthy, $"Agentry did not become healthy. stderr: {string.Join('\n', Stderr)} stdout: {string.Join('\n', Stdout.TakeLast(20))}");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+        _process.Dispose();
+    }
+}
