@@ -19,7 +19,8 @@ public static class CacheExtensions
     public static IHostApplicationBuilder AddCaching(this IHostApplicationBuilder builder)
     {
         var options = builder.Configuration.GetSection(CacheOptions.SectionName).Get<CacheOptions>() ?? new();
-        builder.Services.AddOptions<CacheOptions>().BindConfiguration(CacheOptions.SectionName);
+        builder.Services.AddOptions<CacheOptions>().BindConfiguration(CacheOptions.SectionName)
+            .ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddSingleton<CacheMetrics>();
 
         var cache = builder.Services.AddFusionCache()

@@ -1,5 +1,6 @@
 using Npgsql;
 using OpenTelemetry;
+using OpenTelemetry.Exporter;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
@@ -13,7 +14,8 @@ public static class TelemetryExtensions
     {
         // Read eagerly: the choice of exporters and log format shapes the service collection itself.
         var options = builder.Configuration.GetSection(TelemetryOptions.SectionName).Get<TelemetryOptions>() ?? new();
-        builder.Services.AddOptions<TelemetryOptions>().BindConfiguration(TelemetryOptions.SectionName);
+        builder.Services.AddOptions<TelemetryOptions>().BindConfiguration(TelemetryOptions.SectionName)
+            .ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddSingleton<ApiMetrics>();
 
         builder.Logging.Configure(o => o.ActivityTrackingOptions =
@@ -52,7 +54,9 @@ public static class TelemetryExtensions
                     .AddEntityFrameworkCoreInstrumentation()
                     .AddNpgsql()
                     .AddRedisInstrumentation())
-                .UseOtlpExporter(OpenTelemetry.Exporter.OtlpExportProtocol.Grpc, options.OtlpEndpoint);
+                .UseOtlpExporter(
+                    options.OtlpProtocol == "http/protobuf" ? OtlpExportProtocol.HttpProtobuf : OtlpExportProtocol.Grpc,
+                    options.OtlpEndpoint);
         }
         return builder;
     }

@@ -1,3 +1,5 @@
+using System.ComponentModel.DataAnnotations;
+
 namespace Agentry.Hosting;
 
 /// <summary>Where traces, metrics and logs go. Section <c>Agentry:Telemetry</c>.</summary>
@@ -8,7 +10,12 @@ public sealed class TelemetryOptions
     /// <summary>OTLP collector (e.g. http://otel-collector:4317). Unset: no OTLP export, and no tracing overhead.</summary>
     public Uri? OtlpEndpoint { get; set; }
 
+    /// <summary><c>grpc</c> (port 4317) or <c>http/protobuf</c> (port 4318).</summary>
+    [AllowedValues("grpc", "http/protobuf", ErrorMessage = "Agentry:Telemetry:OtlpProtocol must be 'grpc' or 'http/protobuf'.")]
+    public string OtlpProtocol { get; set; } = "grpc";
+
     /// <summary>Service name reported in every trace and metric.</summary>
+    [Required(ErrorMessage = "Agentry:Telemetry:ServiceName must not be empty.")]
     public string ServiceName { get; set; } = "agentry";
 
     /// <summary>Serve Prometheus text at <c>/metrics</c>.</summary>
