@@ -13,7 +13,6 @@ builder.AddAgentryHosting();
 builder.AddTelemetry();
 builder.AddStorage();
 builder.AddCaching();
-builder.AddWorkspaces();
 
 var app = builder.BuildAgentry();
 

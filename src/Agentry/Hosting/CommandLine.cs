@@ -37,12 +37,12 @@ public static class CommandLine
     {
         try
         {
-            switch (args.FirstOrDefault())
+            switch (Verb(args))
             {
                 case "migrate":
                     await app.Services.GetRequiredService<DatabaseMigrator>().MigrateAsync(app.Lifetime.ApplicationStopping);
                     return 0;
-                case null or ['-', ..]:
+                case null:
                     await app.RunAsync();
                     return 0;
                 default:
@@ -56,6 +56,10 @@ public static class CommandLine
             return ConfigurationErrorExitCode;
         }
     }
+
+    /// <summary>The first argument unless it is a setting (<c>--key value</c>, <c>key=value</c>).</summary>
+    private static string? Verb(string[] args) =>
+        args is [var first, ..] && !first.StartsWith('-') && !first.Contains('=') ? first : null;
 
     private static string? ConfigurationError(Exception? exception)
     {

@@ -12,8 +12,6 @@ public static class WorkspaceEndpoints
     private const string ListTag = "workspaces:list";
     private static readonly string[] Sorts = ["-createdAt", "createdAt", "name", "-name"];
 
-    public static IHostApplicationBuilder AddWorkspaces(this IHostApplicationBuilder builder) => builder;
-
     public static IEndpointRouteBuilder MapWorkspaces(this IEndpointRouteBuilder endpoints)
     {
         var group = endpoints.MapGroup("/api/v1/workspaces").WithTags("Workspaces")
