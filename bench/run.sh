@@ -113,13 +113,21 @@ probe() {  # port path
 
 now_us() { local t="$EPOCHREALTIME"; echo "${t/./}"; }   # wall clock in microseconds, no fork
 
-# Whole-machine CPU counters (jiffies): "busy total". Sampled around the idle waits, when our own
-# service does nothing, they show how much CPU something else (a build, tests) was using.
-cpu_sample() { awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t; exit }' /proc/stat; }
-busy_pct() {  # "busy0 total0" "busy1 total1" -> percent busy in between
-    local b0 t0 b1 t1
-    read -r b0 t0 <<<"$1"; read -r b1 t1 <<<"$2"
-    echo $(( t1 > t0 ? 100 * (b1 - b0) / (t1 - t0) : 0 ))
+# CPU counters in clock ticks: "machine-busy machine-total ours", where ours is the CPU time of
+# the processes we started. Sampled around idle waits, (busy - ours) / total is how much CPU
+# something else (a build, the tests) was using meanwhile.
+cpu_sample() {
+    local ours=0 p t
+    for p in "${PIDS[@]}"; do
+        t=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null) && ours=$((ours + t))
+    done
+    awk -v ours="$ours" '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t, ours; exit }' /proc/stat
+}
+other_cpu_pct() {  # sample-before sample-after -> percent of all CPUs used by other processes
+    local b0 t0 o0 b1 t1 o1 pct
+    read -r b0 t0 o0 <<<"$1"; read -r b1 t1 o1 <<<"$2"
+    pct=$(( t1 > t0 ? 100 * ((b1 - b0) - (o1 - o0)) / (t1 - t0) : 0 ))
+    echo $(( pct < 0 ? 0 : pct ))
 }
 
 rss_kb() {  # pid -> VmRSS in kB (resident memory of the whole .NET process)
@@ -243,7 +251,7 @@ for ((i = 1; i <= STARTUP_RUNS; i++)); do
     STARTUP_MS+=("$(( (t1 - t0) / 1000 ))")
     c0=$(cpu_sample)
     sleep "$IDLE_SECONDS"
-    BACKGROUND_CPU+=("$(busy_pct "$c0" "$(cpu_sample)")")
+    BACKGROUND_CPU+=("$(other_cpu_pct "$c0" "$(cpu_sample)")")
     ensure_alive "$pid" "$RUN/startup-$i.log"
     IDLE_RSS_KB+=("$(rss_kb "$pid")")
     stop_process "$pid"
@@ -314,7 +322,7 @@ for t in "${TARGETS[@]}"; do
 done
 
 # One more look at the machine while both servers sit idle, right before the measured runs.
-c0=$(cpu_sample); sleep 1; BACKGROUND_CPU+=("$(busy_pct "$c0" "$(cpu_sample)")")
+c0=$(cpu_sample); sleep 1; BACKGROUND_CPU+=("$(other_cpu_pct "$c0" "$(cpu_sample)")")
 
 # Interleaved rounds (all targets, then again) so slow drift of the machine hits every target alike.
 RAW="$RUN/wrk.tsv"
@@ -391,7 +399,7 @@ if "health" in med:
                  f" — goal ≥ 0.9: {verdict(med['health'] / plain_base >= 0.9)}")
     print(line)
 if max(background) > 10:
-    print(f"- ⚠ Another process used up to {max(background)}% of the CPUs while the service sat idle "
+    print(f"- ⚠ Other processes used up to {max(background)}% of the CPUs during the idle samples "
           f"(median {st.median(background):.0f}%): the machine was busy, figures are not comparable.")
 EOF
 
