@@ -229,7 +229,8 @@ else
     log "publishing Release build"
     rm -rf "$PUBLISH"
     # Own artifacts path: intermediate files do not collide with a build running in src/ meanwhile.
-    dotnet publish "$ROOT/src/Agentry" -c Release -o "$PUBLISH" --artifacts-path "$RESULTS/artifacts" \
+    # Published for the platform, hence ReadyToRun, as a deployment is.
+    dotnet publish "$ROOT/src/Agentry" -c Release -r linux-x64 --self-contained false -o "$PUBLISH" --artifacts-path "$RESULTS/artifacts" \
         --disable-build-servers -nologo >"$RESULTS/publish.log" 2>&1 \
         || { tail -n 30 "$RESULTS/publish.log" >&2; die "publish failed (log: $RESULTS/publish.log)"; }
 fi

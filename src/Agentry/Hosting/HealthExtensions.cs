@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace Agentry.Hosting;
@@ -18,14 +19,20 @@ public static class HealthExtensions
     /// </summary>
     public static IEndpointRouteBuilder MapHealth(this IEndpointRouteBuilder endpoints)
     {
-        endpoints.MapHealthChecks("/health", new HealthCheckOptions { Predicate = _ => false })
-            .WithTags("Health").WithSummary("Liveness: the process is up").ExcludeFromDescription();
+        endpoints.MapGet("/health", Live).ExcludeFromDescription();
         endpoints.MapHealthChecks("/health/ready", new HealthCheckOptions
         {
             Predicate = check => check.Tags.Contains(ReadyTag),
             ResponseWriter = WriteReadiness,
         }).WithTags("Health").ExcludeFromDescription();
         return endpoints;
+    }
+
+    /// <summary>Answers without running any check: a live process that can serve HTTP is all liveness means.</summary>
+    private static ContentHttpResult Live(HttpResponse response)
+    {
+        response.Headers.CacheControl = "no-store";
+        return TypedResults.Text("Healthy");
     }
 
     private static Task WriteReadiness(HttpContext context, HealthReport report)

