@@ -1,5 +1,6 @@
 using Agentry.Data;
 using Agentry.Hosting;
+using Agentry.Identity;
 using Agentry.Workspaces;
 
 if (args is ["bench-baseline", ..])
@@ -13,6 +14,7 @@ builder.AddAgentryHosting();
 builder.AddTelemetry();
 builder.AddStorage();
 builder.AddCaching();
+builder.AddEgressGuard();
 
 var app = builder.BuildAgentry();
 
