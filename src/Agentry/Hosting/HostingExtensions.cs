@@ -59,6 +59,7 @@ public static class HostingExtensions
 
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.AddProblems();
+        builder.AddWebHygiene();
         builder.Services.AddValidation();
         builder.AddApiDocs();
         return builder;
@@ -67,6 +68,7 @@ public static class HostingExtensions
     /// <summary>The middleware every request passes through, outermost first.</summary>
     public static WebApplication UseAgentryHosting(this WebApplication app)
     {
+        app.UseWebHygiene();
         app.UseApiMetrics();
         app.UseExceptionHandler();
         app.UseDrainingRequestBody();

@@ -1,4 +1,6 @@
 using System.ComponentModel.DataAnnotations;
+using System.Net;
+using Microsoft.Extensions.Options;
 
 namespace Agentry.Hosting;
 
@@ -21,4 +23,37 @@ public sealed class HostingOptions
     /// <summary>How long a stopping node waits for in-flight requests before it drops them.</summary>
     [Range(1, 600, ErrorMessage = "Agentry:Hosting:ShutdownTimeoutSeconds must be between 1 and 600.")]
     public int ShutdownTimeoutSeconds { get; set; } = 30;
+
+    /// <summary>Browser origins (<c>https://console.example.com</c>) allowed to call the API; none by default.</summary>
+    public string[] CorsOrigins { get; set; } = [];
+
+    /// <summary>
+    /// Proxies (Kong) whose X-Forwarded-For/-Proto/-Host headers are believed: addresses or CIDR networks.
+    /// None by default, so a client cannot claim another address or scheme.
+    /// </summary>
+    public string[] TrustedProxies { get; set; } = [];
+}
+
+internal sealed class HostingOptionsValidator : IValidateOptions<HostingOptions>
+{
+    public ValidateOptionsResult Validate(string? name, HostingOptions options)
+    {
+        var errors = new List<string>();
+        foreach (var origin in options.CorsOrigins)
+        {
+            if (!Uri.TryCreate(origin, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https")
+                || uri.PathAndQuery != "/" || origin.EndsWith('/'))
+            {
+                errors.Add($"Agentry:Hosting:CorsOrigins has '{origin}'; each entry must be an origin like https://console.example.com (no wildcard, path or trailing slash).");
+            }
+        }
+        foreach (var proxy in options.TrustedProxies)
+        {
+            if (!IPAddress.TryParse(proxy, out _) && !IPNetwork.TryParse(proxy, out _))
+            {
+                errors.Add($"Agentry:Hosting:TrustedProxies has '{proxy}'; each entry must be an IP address or a CIDR network.");
+            }
+        }
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
 }
