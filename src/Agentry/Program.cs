@@ -15,13 +15,16 @@ builder.AddTelemetry();
 builder.AddStorage();
 builder.AddCaching();
 builder.AddEgressGuard();
+builder.AddAgentryIdentity();
 
 var app = builder.BuildAgentry();
 
 app.UseAgentryHosting();
+app.UseAgentryIdentity();
 app.MapHealth();
 app.MapTelemetry();
 app.MapApiDocs();
+app.MapIdentity();
 app.MapWorkspaces();
 
 return await app.RunAgentryAsync(args);

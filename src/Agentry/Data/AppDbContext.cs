@@ -1,3 +1,4 @@
+using Agentry.Identity;
 using Agentry.Workspaces;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
@@ -11,9 +12,16 @@ namespace Agentry.Data;
 public abstract class AppDbContext(DbContextOptions options) : DbContext(options)
 {
     public DbSet<Workspace> Workspaces => Set<Workspace>();
+    public DbSet<User> Users => Set<User>();
+    public DbSet<Membership> Memberships => Set<Membership>();
+    public DbSet<SigningKey> SigningKeys => Set<SigningKey>();
 
-    protected override void OnModelCreating(ModelBuilder modelBuilder) =>
+    protected override void OnModelCreating(ModelBuilder modelBuilder)
+    {
         modelBuilder.ApplyConfigurationsFromAssembly(typeof(AppDbContext).Assembly);
+        // OpenIddict's applications, authorizations, scopes and tokens.
+        modelBuilder.UseOpenIddict();
+    }
 
     protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
     {

@@ -49,6 +49,8 @@ public static class Problem
 
     public static ProblemHttpResult Conflict(string code, string detail) => Create(409, code, detail);
 
+    public static ProblemHttpResult Forbidden(string detail) => Create(403, ProblemCodes.Forbidden, detail);
+
     public static ProblemHttpResult BadRequest(string code, string detail) => Create(400, code, detail);
 
     /// <summary>A 400 whose <c>errors</c> name the fields that are wrong.</summary>
@@ -138,6 +140,8 @@ internal sealed class ApiExceptionHandler(IProblemDetailsService problems, ILogg
 
     private static (int Status, string Code, string Detail) Describe(Exception exception) => exception switch
     {
+        UnauthorizedAccessException denied =>
+            (401, ProblemCodes.Unauthorized, denied.Message),
         BadHttpRequestException { StatusCode: 413 } =>
             (413, ProblemCodes.PayloadTooLarge, "The request body is larger than the server accepts."),
         BadHttpRequestException { InnerException: JsonException json } =>

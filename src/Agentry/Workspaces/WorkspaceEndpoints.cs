@@ -1,5 +1,6 @@
 using Agentry.Data;
 using Agentry.Hosting;
+using Agentry.Identity;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
@@ -14,27 +15,31 @@ public static class WorkspaceEndpoints
 
     public static IEndpointRouteBuilder MapWorkspaces(this IEndpointRouteBuilder endpoints)
     {
-        var group = endpoints.MapGroup("/api/v1/workspaces").WithTags("Workspaces")
-            .ProducesProblem(StatusCodes.Status500InternalServerError);
+        var group = endpoints.MapGroup("/api/v1/workspaces").WithTags("Workspaces").RequireAuthorization()
+            .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status500InternalServerError);
 
-        group.MapPost("/", CreateAsync).WithName("CreateWorkspace").WithSummary("Create a workspace")
-            .ProducesValidationProblem().ProducesProblem(StatusCodes.Status409Conflict)
+        group.MapPost("/", CreateAsync).WithName("CreateWorkspace").WithSummary("Create a workspace (platform administrators); the creator owns it")
+            .ProducesValidationProblem().ProducesProblem(StatusCodes.Status403Forbidden).ProducesProblem(StatusCodes.Status409Conflict)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge).ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
-        group.MapGet("/", ListAsync).WithName("ListWorkspaces").WithSummary("List workspaces, a page at a time")
+        group.MapGet("/", ListAsync).WithName("ListWorkspaces").WithSummary("List the caller's workspaces (all, for platform administrators), a page at a time")
             .ProducesValidationProblem();
         group.MapGet("/{id:guid}", GetAsync).WithName("GetWorkspace").WithSummary("Get a workspace")
             .ProducesProblem(StatusCodes.Status404NotFound);
-        group.MapPatch("/{id:guid}", UpdateAsync).WithName("UpdateWorkspace").WithSummary("Change a workspace's name or description")
-            .ProducesValidationProblem().ProducesProblem(StatusCodes.Status404NotFound)
+        group.MapPatch("/{id:guid}", UpdateAsync).WithName("UpdateWorkspace").WithSummary("Change a workspace's name or description (workspace admins)")
+            .ProducesValidationProblem().ProducesProblem(StatusCodes.Status403Forbidden).ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge).ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
-        group.MapDelete("/{id:guid}", DeleteAsync).WithName("DeleteWorkspace").WithSummary("Delete a workspace")
-            .ProducesProblem(StatusCodes.Status404NotFound);
+        group.MapDelete("/{id:guid}", DeleteAsync).WithName("DeleteWorkspace").WithSummary("Delete a workspace (its owner)")
+            .ProducesProblem(StatusCodes.Status403Forbidden).ProducesProblem(StatusCodes.Status404NotFound);
         return endpoints;
     }
 
     internal static async Task<Results<Created<WorkspaceResponse>, ProblemHttpResult>> CreateAsync(
-        CreateWorkspaceRequest request, AppDbContext db, IFusionCache cache, TimeProvider clock, CancellationToken ct)
+        CreateWorkspaceRequest request, Caller caller, AppDbContext db, IFusionCache cache, TimeProvider clock, CancellationToken ct)
     {
+        if (!caller.IsPlatformAdmin)
+        {
+            return Problem.Forbidden("Only platform administrators create workspaces.");
+        }
         var now = clock.UtcNow();
         var workspace = new Workspace
         {
@@ -46,6 +51,7 @@ public static class WorkspaceEndpoints
             UpdatedAt = now,
         };
         db.Workspaces.Add(workspace);
+        db.Memberships.Add(new Membership { WorkspaceId = workspace.Id, UserId = caller.UserId, Role = Roles.Owner, CreatedAt = now });
         try
         {
             await db.SaveChangesAsync(ct);
@@ -59,7 +65,7 @@ public static class WorkspaceEndpoints
     }
 
     internal static async Task<Results<Ok<Page<WorkspaceResponse>>, ProblemHttpResult, ValidationProblem>> ListAsync(
-        [AsParameters] PageRequest page, AppDbContext db, IFusionCache cache, CancellationToken ct)
+        [AsParameters] PageRequest page, Caller caller, AppDbContext db, IFusionCache cache, CancellationToken ct)
     {
         var sort = page.Sort ?? Sorts[0];
         if (!Sorts.Contains(sort))
@@ -71,17 +77,22 @@ public static class WorkspaceEndpoints
         {
             return Problem.BadRequest(ProblemCodes.InvalidCursor, "The cursor is malformed or belongs to another sort order.");
         }
+        var scope = caller.IsPlatformAdmin ? "all" : caller.UserId.ToString();
         var result = await cache.GetOrSetAsync(
-            $"workspaces:list:{sort}:{page.Size}:{page.Cursor}",
-            token => QueryPageAsync(db, sort, after, page.Size, token),
+            $"workspaces:list:{scope}:{sort}:{page.Size}:{page.Cursor}",
+            token => QueryPageAsync(Visible(db, caller), sort, after, page.Size, token),
             tags: [ListTag],
             token: ct);
         return TypedResults.Ok(result);
     }
 
     internal static async Task<Results<Ok<WorkspaceResponse>, ProblemHttpResult>> GetAsync(
-        Guid id, AppDbContext db, IFusionCache cache, CancellationToken ct)
+        Guid id, Caller caller, AppDbContext db, IFusionCache cache, CancellationToken ct)
     {
+        if (!await caller.HasRoleAsync(id, Roles.Viewer, ct))
+        {
+            return NotFound(id);
+        }
         var workspace = await cache.GetOrSetAsync(
             CacheKey(id),
             token => db.Workspaces.AsNoTracking().Where(w => w.Id == id).Select(w => w.ToResponse()).FirstOrDefaultAsync(token),
@@ -90,8 +101,12 @@ public static class WorkspaceEndpoints
     }
 
     internal static async Task<Results<Ok<WorkspaceResponse>, ProblemHttpResult>> UpdateAsync(
-        Guid id, UpdateWorkspaceRequest request, AppDbContext db, IFusionCache cache, TimeProvider clock, CancellationToken ct)
+        Guid id, UpdateWorkspaceRequest request, Caller caller, AppDbContext db, IFusionCache cache, TimeProvider clock, CancellationToken ct)
     {
+        if (await AccessAsync(caller, id, Roles.Admin, ct) is { } refused)
+        {
+            return refused;
+        }
         var workspace = await db.Workspaces.FirstOrDefaultAsync(w => w.Id == id, ct);
         if (workspace is null)
         {
@@ -106,8 +121,12 @@ public static class WorkspaceEndpoints
     }
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
-        Guid id, AppDbContext db, IFusionCache cache, CancellationToken ct)
+        Guid id, Caller caller, AppDbContext db, IFusionCache cache, CancellationToken ct)
     {
+        if (await AccessAsync(caller, id, Roles.Owner, ct) is { } refused)
+        {
+            return refused;
+        }
         var deleted = await db.Workspaces.Where(w => w.Id == id).ExecuteDeleteAsync(ct);
         if (deleted == 0)
         {
@@ -117,9 +136,27 @@ public static class WorkspaceEndpoints
         return TypedResults.NoContent();
     }
 
-    private static async Task<Page<WorkspaceResponse>> QueryPageAsync(AppDbContext db, string sort, Cursor? after, int size, CancellationToken ct)
+    /// <summary>Another workspace is invisible (404); one the caller sees but may not change is 403.</summary>
+    private static async Task<ProblemHttpResult?> AccessAsync(Caller caller, Guid id, string required, CancellationToken ct)
     {
-        var query = db.Workspaces.AsNoTracking();
+        if (caller.IsPlatformAdmin)
+        {
+            return null;
+        }
+        var role = await caller.RoleInAsync(id, ct);
+        if (role is null)
+        {
+            return NotFound(id);
+        }
+        return Roles.Satisfies(role, required) ? null : Problem.Forbidden($"This needs the {required} role in the workspace; the caller is {role}.");
+    }
+
+    private static IQueryable<Workspace> Visible(AppDbContext db, Caller caller) => caller.IsPlatformAdmin
+        ? db.Workspaces.AsNoTracking()
+        : db.Workspaces.AsNoTracking().Where(w => db.Memberships.Any(m => m.WorkspaceId == w.Id && m.UserId == caller.UserId));
+
+    private static async Task<Page<WorkspaceResponse>> QueryPageAsync(IQueryable<Workspace> query, string sort, Cursor? after, int size, CancellationToken ct)
+    {
         // Ids are UUIDv7, so id order is creation order; name ties break on id.
         query = (sort, after) switch
         {
@@ -151,6 +188,7 @@ public static class WorkspaceEndpoints
     {
         await cache.RemoveAsync(CacheKey(id), token: ct);
         await cache.RemoveByTagAsync(ListTag, token: ct);
+        await cache.RemoveByTagAsync(Caller.MembershipTag(id), token: ct);
     }
 
     private static string CacheKey(Guid id) => $"workspace:{id}";

@@ -11,11 +11,7 @@ public sealed class ErrorResponseTests : IAsyncLifetime
     private readonly AgentryApp _app = AgentryApp.Sqlite(new Dictionary<string, string?> { ["Agentry:Hosting:MaxRequestBodyBytes"] = "4096" }, kestrel: true);
     private HttpClient _client = null!;
 
-    public ValueTask InitializeAsync()
-    {
-        _client = _app.Client();
-        return ValueTask.CompletedTask;
-    }
+    public async ValueTask InitializeAsync() => _client = await _app.AdminClientAsync();
 
     public ValueTask DisposeAsync() => _app.DisposeAsync();
 
@@ -106,8 +102,10 @@ public sealed class ErrorResponseTests : IAsyncLifetime
     [Fact]
     public async Task Unhandled_exception_is_500_with_trace_id_and_no_internals()
     {
-        await using var app = AgentryApp.Sqlite(services: s => s.AddSingleton<TimeProvider>(new BrokenClock()), kestrel: true);
-        var client = app.Client();
+        var clock = new BrokenClock();
+        await using var app = AgentryApp.Sqlite(services: s => s.AddSingleton<TimeProvider>(clock), kestrel: true);
+        var client = await app.AdminClientAsync();
+        clock.Broken = true;
 
         var response = await client.PostAsync("/api/v1/workspaces", Json("""{"name": "n", "slug": "s"}"""));
 
@@ -124,6 +122,12 @@ public sealed class ErrorResponseTests : IAsyncLifetime
     {
         public const string Secret = "connection-password-hunter2";
 
-        public override DateTimeOffset GetUtcNow() => throw new InvalidOperationException(Secret);
+        public bool Broken { get; set; }
+
+        // Breaks only inside the workspace handler; token validation and sign-in use the clock too.
+        public override DateTimeOffset GetUtcNow() =>
+            Broken && new System.Diagnostics.StackTrace().ToString().Contains("WorkspaceEndpoints")
+                ? throw new InvalidOperationException(Secret)
+                : base.GetUtcNow();
     }
 }

@@ -39,8 +39,11 @@ public sealed class HealthTests
         Assert.Equal("unhealthy", body.GetProperty("status").GetString());
         Assert.Equal("unhealthy", body.GetProperty("checks").GetProperty("database").GetProperty("status").GetString());
 
-        var read = await client.GetAsync($"/api/v1/workspaces/{Guid.CreateVersion7()}");
-        await read.AssertProblemAsync(HttpStatusCode.ServiceUnavailable, "service_unavailable");
-        Assert.NotNull(read.Headers.RetryAfter);
+        var signIn = await client.PostAsync("/connect/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "password", ["client_id"] = "agentry-cli", ["username"] = AgentryApp.AdminEmail, ["password"] = AgentryApp.AdminPassword,
+        }));
+        await signIn.AssertProblemAsync(HttpStatusCode.ServiceUnavailable, "service_unavailable");
+        Assert.NotNull(signIn.Headers.RetryAfter);
     }
 }

@@ -18,7 +18,7 @@ public sealed class MetricsTests
         var baseAddress = new Uri($"http://127.0.0.1:{port}");
         await using var agentry = AgentryProcess.Start(TempFiles.Directory(), new Dictionary<string, string>(), "--urls", baseAddress.ToString());
         await agentry.WaitUntilHealthyAsync(baseAddress, TimeSpan.FromSeconds(30));
-        using var client = new HttpClient { BaseAddress = baseAddress };
+        using var client = await AgentryProcess.AdminClientAsync(baseAddress);
         var created = await (await client.PostJsonAsync("/api/v1/workspaces", new { name = "m", slug = "metrics" })).ReadAsync<WorkspaceResponse>(HttpStatusCode.Created);
         for (var i = 0; i < 3; i++)
         {

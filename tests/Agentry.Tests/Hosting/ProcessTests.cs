@@ -62,7 +62,7 @@ public sealed class ProcessTests
         Assert.False(Directory.Exists(Path.Combine(directory, "data")));
 
         // A rejected request is logged as JSON carrying the trace id the client got.
-        using var client = new HttpClient { BaseAddress = baseAddress };
+        using var client = await AgentryProcess.AdminClientAsync(baseAddress);
         var rejected = await client.PostAsync("/api/v1/workspaces", new StringContent("{oops", Encoding.UTF8, "application/json"));
         var traceParent = JsonDocument.Parse(await rejected.Content.ReadAsStringAsync()).RootElement.GetProperty("traceId").GetString()!;
         var traceId = traceParent.Split('-')[1];
@@ -78,7 +78,7 @@ public sealed class ProcessTests
         using var socket = new TcpClient();
         await socket.ConnectAsync("127.0.0.1", port);
         var stream = socket.GetStream();
-        await stream.WriteAsync(Encoding.ASCII.GetBytes($"POST /api/v1/workspaces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {body.Length}\r\n\r\n"));
+        await stream.WriteAsync(Encoding.ASCII.GetBytes($"POST /api/v1/workspaces HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: {client.DefaultRequestHeaders.Authorization}\r\nContent-Type: application/json\r\nContent-Length: {body.Length}\r\n\r\n"));
         await stream.WriteAsync(body.AsMemory(0, 10));
         await stream.FlushAsync();
         await Task.Delay(300);

@@ -27,7 +27,7 @@ public sealed class TelemetryExportTests
             ["Agentry:Telemetry:OtlpProtocol"] = "http/protobuf",
             ["Agentry:Telemetry:ServiceName"] = "agentry-otlp-test",
         });
-        var client = app.Client();
+        var client = await app.AdminClientAsync();
         (await client.GetAsync("/api/v1/workspaces")).EnsureSuccessStatusCode();
         // The batch exporter sends every few seconds.
         await HttpAssertions.EventuallyAsync(() => Task.FromResult(received.Any(r => r.Path == "/v1/traces")), TimeSpan.FromSeconds(15));

@@ -12,7 +12,7 @@ namespace Agentry.Tests.Infrastructure;
 /// operator uses). With <paramref name="kestrel"/> it listens on a real loopback port, so Kestrel's
 /// own limits and connection handling take part.
 /// </summary>
-public sealed class AgentryApp(
+public sealed partial class AgentryApp(
     IReadOnlyDictionary<string, string?> settings,
     Action<IServiceCollection>? services = null,
     bool kestrel = false) : WebApplicationFactory<Program>
@@ -22,6 +22,8 @@ public sealed class AgentryApp(
         builder.UseEnvironment("Production");
         builder.UseSetting("Logging:LogLevel:Default", "Warning");
         builder.UseSetting("Agentry:Telemetry:JsonLogs", "false");
+        builder.UseSetting("Agentry:Bootstrap:AdminEmail", AdminEmail);
+        builder.UseSetting("Agentry:Bootstrap:AdminPassword", AdminPassword);
         foreach (var (key, value) in settings)
         {
             builder.UseSetting(key, value);
@@ -31,6 +33,9 @@ public sealed class AgentryApp(
             builder.ConfigureServices(services);
         }
     }
+
+    public const string AdminEmail = "admin@agentry.test";
+    public const string AdminPassword = "test-admin-password";
 
     /// <summary>An app on a fresh SQLite file of its own.</summary>
     public static AgentryApp Sqlite(IReadOnlyDictionary<string, string?>? extra = null, Action<IServiceCollection>? services = null, bool kestrel = false) =>

@@ -37,6 +37,8 @@ public sealed class AgentryProcess : IAsyncDisposable
         }
         start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
         start.Environment["AGENTRY_SECRETS_DIR"] = Path.Combine(workingDirectory, "no-secrets");
+        start.Environment["Agentry__Bootstrap__AdminEmail"] = AgentryApp.AdminEmail;
+        start.Environment["Agentry__Bootstrap__AdminPassword"] = AgentryApp.AdminPassword;
         foreach (var (key, value) in environment)
         {
             start.Environment[key] = value;
@@ -75,6 +77,15 @@ public sealed class AgentryProcess : IAsyncDisposable
             }
         }, within);
         Assert.True(healthy, $"Agentry did not become healthy. stderr: {string.Join('\n', Stderr)} stdout: {string.Join('\n', Stdout.TakeLast(20))}");
+    }
+
+    /// <summary>A client of the running process, signed in as the bootstrap administrator.</summary>
+    public static async Task<HttpClient> AdminClientAsync(Uri baseAddress)
+    {
+        var client = new HttpClient { BaseAddress = baseAddress };
+        var tokens = await AgentryApp.RequestTokensAsync(client, AgentryApp.AdminEmail, AgentryApp.AdminPassword);
+        client.DefaultRequestHeaders.Authorization = new("Bearer", tokens.GetProperty("access_token").GetString());
+        return client;
     }
 
     public async ValueTask DisposeAsync()

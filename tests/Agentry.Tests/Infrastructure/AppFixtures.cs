@@ -9,11 +9,7 @@ public abstract class StorageFixture : IAsyncLifetime
 
     public abstract string Provider { get; }
 
-    public virtual ValueTask InitializeAsync()
-    {
-        Client = App.Client();
-        return ValueTask.CompletedTask;
-    }
+    public virtual async ValueTask InitializeAsync() => Client = await App.AdminClientAsync();
 
     public virtual async ValueTask DisposeAsync() => await App.DisposeAsync();
 }

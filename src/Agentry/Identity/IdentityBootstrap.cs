@@ -1,0 +1,155 @@
+using System.Security.Cryptography;
+using Agentry.Data;
+using Agentry.Workspaces;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using OpenIddict.Abstractions;
+using static OpenIddict.Abstractions.OpenIddictConstants;
+
+namespace Agentry.Identity;
+
+/// <summary>
+/// On first start: the administrator, a <c>default</c> workspace they own, and the first-party public
+/// clients (<c>agentry-cli</c>, <c>agentry-console</c>). Runs after the migrations; safe when several
+/// nodes start together (unique indexes decide, the losers carry on). With the database unreachable,
+/// start-up goes on (readiness reports it) and the bootstrap retries in the background.
+/// </summary>
+internal sealed class IdentityBootstrap(
+    IServiceScopeFactory scopes,
+    IOptions<BootstrapOptions> options,
+    IPasswordHasher<User> hasher,
+    TimeProvider clock,
+    ILogger<IdentityBootstrap> logger) : BackgroundService
+{
+    public static readonly string[] FirstPartyClients = ["agentry-cli", "agentry-console"];
+
+    private static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(5);
+
+    public override async Task StartAsync(CancellationToken cancellationToken)
+    {
+        // First attempt before the server takes requests, so a fresh node can sign its admin in at once.
+        if (!await TryBootstrapAsync(cancellationToken))
+        {
+            await base.StartAsync(cancellationToken);
+        }
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested && !await TryBootstrapAsync(stoppingToken))
+        {
+            await Task.Delay(RetryDelay, clock, stoppingToken);
+        }
+    }
+
+    private async Task<bool> TryBootstrapAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await BootstrapAsync(cancellationToken);
+            return true;
+        }
+        catch (Exception ex) when (ex is System.Data.Common.DbException || ex.InnerException is System.Data.Common.DbException)
+        {
+            IdentityLog.BootstrapDeferred(logger, ex.Message);
+            return false;
+        }
+    }
+
+    private async Task BootstrapAsync(CancellationToken cancellationToken)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+        await EnsureClientsAsync(scope.ServiceProvider.GetRequiredService<IOpenIddictApplicationManager>(), cancellationToken);
+        if (!await db.Users.AnyAsync(cancellationToken))
+        {
+            await CreateAdministratorAsync(db, cancellationToken);
+        }
+    }
+
+    private async Task CreateAdministratorAsync(AppDbContext db, CancellationToken cancellationToken)
+    {
+        var email = options.Value.AdminEmail;
+        var password = options.Value.AdminPassword ?? RandomNumberGenerator.GetString("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789", 24);
+        var now = clock.UtcNow();
+        var admin = new User
+        {
+            Id = Guid.CreateVersion7(),
+            Email = email,
+            NormalizedEmail = User.Normalize(email),
+            DisplayName = "Administrator",
+            IsPlatformAdmin = true,
+            CreatedAt = now,
+        };
+        admin.PasswordHash = hasher.HashPassword(admin, password);
+        var workspace = await db.Workspaces.FirstOrDefaultAsync(w => w.Slug == "default", cancellationToken)
+            ?? db.Workspaces.Add(new Workspace { Id = Guid.CreateVersion7(), Name = "Default", Slug = "default", CreatedAt = now, UpdatedAt = now }).Entity;
+        db.Users.Add(admin);
+        db.Memberships.Add(new Membership { WorkspaceId = workspace.Id, UserId = admin.Id, Role = Roles.Owner, CreatedAt = now });
+        try
+        {
+            await db.SaveChangesAsync(cancellationToken);
+        }
+        catch (DbUpdateException ex) when (ex.IsUniqueViolation())
+        {
+            return; // another node bootstrapped first
+        }
+        if (options.Value.AdminPassword is null)
+        {
+            IdentityLog.GeneratedAdminPassword(logger, email, password);
+        }
+        else
+        {
+            IdentityLog.CreatedAdmin(logger, email);
+        }
+    }
+
+    private static async Task EnsureClientsAsync(IOpenIddictApplicationManager applications, CancellationToken cancellationToken)
+    {
+        foreach (var clientId in FirstPartyClients)
+        {
+            if (await applications.FindByClientIdAsync(clientId, cancellationToken) is not null)
+            {
+                continue;
+            }
+            var client = new OpenIddictApplicationDescriptor
+            {
+                ClientId = clientId,
+                ClientType = ClientTypes.Public,
+                DisplayName = clientId,
+                Permissions =
+                {
+                    Permissions.Endpoints.Token,
+                    Permissions.GrantTypes.Password,
+                    Permissions.GrantTypes.RefreshToken,
+                    Permissions.Scopes.Email,
+                    Permissions.Scopes.Profile,
+                },
+            };
+            try
+            {
+                await applications.CreateAsync(client, cancellationToken);
+            }
+            catch (DbUpdateException ex) when (ex.IsUniqueViolation())
+            {
+                // created by another node meanwhile
+            }
+        }
+    }
+}
+
+internal static partial class IdentityLog
+{
+    [LoggerMessage(1, LogLevel.Warning, "Created the administrator {Email} with the one-time password {Password}. Sign in and change it; it is not shown again.")]
+    public static partial void GeneratedAdminPassword(ILogger logger, string email, string password);
+
+    [LoggerMessage(2, LogLevel.Information, "Created the administrator {Email} with the configured password")]
+    public static partial void CreatedAdmin(ILogger logger, string email);
+
+    [LoggerMessage(4, LogLevel.Warning, "Identity bootstrap deferred, the database is not reachable: {Reason}")]
+    public static partial void BootstrapDeferred(ILogger logger, string reason);
+
+    [LoggerMessage(3, LogLevel.Information, "Sign-in refused for {Email}: {Reason}")]
+    public static partial void SignInRefused(ILogger logger, string email, string reason);
+}

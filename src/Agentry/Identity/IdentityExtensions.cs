@@ -1,0 +1,97 @@
+using Agentry.Data;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.Extensions.Options;
+using Microsoft.IdentityModel.Tokens;
+using OpenIddict.Server;
+using OpenIddict.Validation.AspNetCore;
+using static OpenIddict.Abstractions.OpenIddictConstants;
+
+namespace Agentry.Identity;
+
+public static class IdentityExtensions
+{
+    /// <summary>
+    /// Users and memberships, the OAuth2 server (OpenIddict: password and refresh-token grants, keys
+    /// kept in the database) and bearer-token validation for the API.
+    /// </summary>
+    public static IHostApplicationBuilder AddAgentryIdentity(this IHostApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        var tokens = builder.Configuration.GetSection(TokenOptions.SectionName).Get<TokenOptions>() ?? new();
+        services.AddOptions<TokenOptions>().BindConfiguration(TokenOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<BootstrapOptions>().BindConfiguration(BootstrapOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<IPasswordHasher<User>, PasswordHasher<User>>();
+        services.AddSingleton<KeyRing>();
+        services.AddHostedService<IdentityBootstrap>();
+
+        services.AddOpenIddict()
+            .AddCore(core => core.UseEntityFrameworkCore().UseDbContext<AppDbContext>())
+            .AddServer(server =>
+            {
+                server.SetTokenEndpointUris("connect/token");
+                server.AllowPasswordFlow().AllowRefreshTokenFlow();
+                server.RegisterScopes(Scopes.OfflineAccess, Scopes.Email, Scopes.Profile);
+                server.SetAccessTokenLifetime(tokens.AccessTokenLifetime).SetRefreshTokenLifetime(tokens.RefreshTokenLifetime);
+                // Signed JWTs that any resource server can verify from JWKS; refresh tokens stay encrypted.
+                server.DisableAccessTokenEncryption();
+                if (tokens.Issuer is not null)
+                {
+                    server.SetIssuer(tokens.Issuer);
+                }
+                var aspNetCore = server.UseAspNetCore().EnableTokenEndpointPassthrough();
+                if (!tokens.RequireHttps)
+                {
+                    aspNetCore.DisableTransportSecurityRequirement();
+                }
+            })
+            .AddValidation(validation =>
+            {
+                validation.UseLocalServer();
+                validation.UseAspNetCore();
+                validation.AddAudiences(TokenOptions.Audience);
+                // One pinned algorithm: "none", HMAC with the public key and the like never verify.
+                validation.Configure(o => o.TokenValidationParameters.ValidAlgorithms = [SecurityAlgorithms.RsaSha256]);
+            });
+        services.AddOptions<OpenIddictServerOptions>().Configure<KeyRing>(UseKeyRing);
+
+        services.AddAuthentication(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme);
+        services.AddAuthorization();
+        return builder;
+    }
+
+    public static WebApplication UseAgentryIdentity(this WebApplication app)
+    {
+        // Probes and metrics never look at identity: they must answer while the database (which holds
+        // the token keys) is down.
+        app.UseWhen(static context => !IsAnonymousInfrastructure(context.Request.Path), static branch => branch.UseAuthentication());
+        // WebApplication adds UseAuthentication() at the very front of the pipeline unless this marker
+        // is set on the app itself; the branch above sets it only on the branch.
+        ((IApplicationBuilder)app).Properties["__AuthenticationMiddlewareSet"] = true;
+        app.UseAuthorization();
+        return app;
+    }
+
+    private static bool IsAnonymousInfrastructure(PathString path) =>
+        path.StartsWithSegments("/health") || path.StartsWithSegments("/metrics");
+
+    public static IEndpointRouteBuilder MapIdentity(this IEndpointRouteBuilder endpoints)
+    {
+        endpoints.MapPost("/connect/token", TokenEndpoints.ExchangeAsync).ExcludeFromDescription();
+        endpoints.MapGroup("/api/v1/me").WithTags("Identity").RequireAuthorization()
+            .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status500InternalServerError)
+            .MapGet("/", MeEndpoints.GetAsync).WithName("GetMe").WithSummary("The signed-in user and their workspaces");
+        return endpoints;
+    }
+
+    private static void UseKeyRing(OpenIddictServerOptions server, KeyRing keys)
+    {
+        foreach (var key in keys.SigningKeys)
+        {
+            server.SigningCredentials.Add(new SigningCredentials(key, SecurityAlgorithms.RsaSha256));
+        }
+        foreach (var key in keys.EncryptionKeys)
+        {
+            server.EncryptionCredentials.Add(new EncryptingCredentials(key, SecurityAlgorithms.Aes256KW, SecurityAlgorithms.Aes256CbcHmacSha512));
+        }
+    }
+}

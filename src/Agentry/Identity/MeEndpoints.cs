@@ -1,0 +1,31 @@
+using System.Security.Claims;
+using Agentry.Data;
+using Agentry.Hosting;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using OpenIddict.Abstractions;
+using static OpenIddict.Abstractions.OpenIddictConstants;
+
+namespace Agentry.Identity;
+
+public sealed record MembershipResponse(Guid WorkspaceId, string WorkspaceSlug, string WorkspaceName, string Role);
+
+public sealed record MeResponse(Guid Id, string Email, string DisplayName, bool IsPlatformAdmin, IReadOnlyList<MembershipResponse> Memberships);
+
+internal static class MeEndpoints
+{
+    internal static async Task<Results<Ok<MeResponse>, ProblemHttpResult>> GetAsync(ClaimsPrincipal principal, AppDbContext db, CancellationToken ct)
+    {
+        var id = Guid.TryParse(principal.GetClaim(Claims.Subject), out var subject) ? subject : Guid.Empty;
+        var user = await db.Users.AsNoTracking().FirstOrDefaultAsync(u => u.Id == id, ct);
+        if (user is null)
+        {
+            return Problem.NotFound("The signed-in user no longer exists.");
+        }
+        var memberships = await db.Memberships.AsNoTracking()
+            .Where(m => m.UserId == id)
+            .Join(db.Workspaces, m => m.WorkspaceId, w => w.Id, (m, w) => new MembershipResponse(w.Id, w.Slug, w.Name, m.Role))
+            .ToListAsync(ct);
+        return TypedResults.Ok(new MeResponse(user.Id, user.Email, user.DisplayName, user.IsPlatformAdmin, memberships));
+    }
+}

@@ -1,0 +1,61 @@
+using System.Net.Http.Headers;
+using System.Text.Json;
+using Agentry.Data;
+using Agentry.Identity;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Agentry.Tests.Infrastructure;
+
+public sealed partial class AgentryApp
+{
+    /// <summary>A client signed in as the bootstrap administrator.</summary>
+    public Task<HttpClient> AdminClientAsync() => SignedInClientAsync(AdminEmail, AdminPassword);
+
+    /// <summary>A client with a bearer token from the password grant.</summary>
+    public async Task<HttpClient> SignedInClientAsync(string email, string password)
+    {
+        var client = Client();
+        var tokens = await RequestTokensAsync(client, email, password);
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", tokens.GetProperty("access_token").GetString());
+        return client;
+    }
+
+    public static async Task<JsonElement> RequestTokensAsync(HttpClient client, string email, string password, string scope = "")
+    {
+        var response = await client.PostAsync("/connect/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "password",
+            ["client_id"] = "agentry-cli",
+            ["username"] = email,
+            ["password"] = password,
+            ["scope"] = scope,
+        }));
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, $"sign-in as {email} failed: {body}");
+        return JsonDocument.Parse(body).RootElement;
+    }
+
+    /// <summary>
+    /// Adds a user straight to the database (user management arrives with its own endpoints), with a role
+    /// in a workspace when given, and returns a client signed in as them.
+    /// </summary>
+    public async Task<HttpClient> UserClientAsync(Guid? workspaceId = null, string role = Roles.Member)
+    {
+        var email = $"user-{Guid.NewGuid():N}@agentry.test";
+        const string password = "user-password-123";
+        await using (var scope = Services.CreateAsyncScope())
+        {
+            var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+            var user = new User { Id = Guid.CreateVersion7(), Email = email, NormalizedEmail = User.Normalize(email), DisplayName = "Test user", CreatedAt = DateTime.UtcNow };
+            user.PasswordHash = scope.ServiceProvider.GetRequiredService<IPasswordHasher<User>>().HashPassword(user, password);
+            db.Users.Add(user);
+            if (workspaceId is { } id)
+            {
+                db.Memberships.Add(new Membership { WorkspaceId = id, UserId = user.Id, Role = role, CreatedAt = DateTime.UtcNow });
+            }
+            await db.SaveChangesAsync();
+        }
+        return await SignedInClientAsync(email, password);
+    }
+}
