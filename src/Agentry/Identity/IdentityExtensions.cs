@@ -32,6 +32,8 @@ public static class IdentityExtensions
                 server.AllowPasswordFlow().AllowRefreshTokenFlow();
                 server.RegisterScopes(Scopes.OfflineAccess, Scopes.Email, Scopes.Profile);
                 server.SetAccessTokenLifetime(tokens.AccessTokenLifetime).SetRefreshTokenLifetime(tokens.RefreshTokenLifetime);
+                // Rotation without grace: presenting a redeemed refresh token again revokes its whole chain.
+                server.SetRefreshTokenReuseLeeway(TimeSpan.Zero);
                 // Signed JWTs that any resource server can verify from JWKS; refresh tokens stay encrypted.
                 server.DisableAccessTokenEncryption();
                 if (tokens.Issuer is not null)

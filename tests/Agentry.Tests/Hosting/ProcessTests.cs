@@ -30,6 +30,22 @@ public sealed class ProcessTests
     }
 
     [Fact]
+    public async Task Without_a_configured_password_the_administrator_gets_a_one_time_password_in_the_log()
+    {
+        var port = RedisProcess.FreePort();
+        var baseAddress = new Uri($"http://127.0.0.1:{port}");
+        await using var agentry = AgentryProcess.Start(TempFiles.Directory(), new Dictionary<string, string> { ["Agentry__Bootstrap__AdminPassword"] = "" }, "--urls", baseAddress.ToString());
+        await agentry.WaitUntilHealthyAsync(baseAddress, TimeSpan.FromSeconds(30));
+
+        var lines = agentry.Stdout.Where(l => l.Contains("one-time password")).ToList();
+        var line = JsonDocument.Parse(Assert.Single(lines)).RootElement;
+        var password = line.GetProperty("State").GetProperty("Password").GetString()!;
+        Assert.Equal(24, password.Length);
+        using var client = new HttpClient { BaseAddress = baseAddress };
+        await AgentryApp.RequestTokensAsync(client, AgentryApp.AdminEmail, password);
+    }
+
+    [Fact]
     public async Task The_migrate_verb_applies_migrations_and_exits()
     {
         var directory = TempFiles.Directory();

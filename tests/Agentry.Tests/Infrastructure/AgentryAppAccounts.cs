@@ -42,20 +42,28 @@ public sealed partial class AgentryApp
     /// </summary>
     public async Task<HttpClient> UserClientAsync(Guid? workspaceId = null, string role = Roles.Member)
     {
+        var (_, email, password) = await CreateUserAsync(workspaceId, role);
+        return await SignedInClientAsync(email, password);
+    }
+
+    public async Task<(Guid Id, string Email, string Password)> CreateUserAsync(Guid? workspaceId = null, string role = Roles.Member)
+    {
         var email = $"user-{Guid.NewGuid():N}@agentry.test";
         const string password = "user-password-123";
+        Guid id;
         await using (var scope = Services.CreateAsyncScope())
         {
             var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
             var user = new User { Id = Guid.CreateVersion7(), Email = email, NormalizedEmail = User.Normalize(email), DisplayName = "Test user", CreatedAt = DateTime.UtcNow };
             user.PasswordHash = scope.ServiceProvider.GetRequiredService<IPasswordHasher<User>>().HashPassword(user, password);
             db.Users.Add(user);
-            if (workspaceId is { } id)
+            id = user.Id;
+            if (workspaceId is { } workspace)
             {
-                db.Memberships.Add(new Membership { WorkspaceId = id, UserId = user.Id, Role = role, CreatedAt = DateTime.UtcNow });
+                db.Memberships.Add(new Membership { WorkspaceId = workspace, UserId = user.Id, Role = role, CreatedAt = DateTime.UtcNow });
             }
             await db.SaveChangesAsync();
         }
-        return await SignedInClientAsync(email, password);
+        return (id, email, password);
     }
 }

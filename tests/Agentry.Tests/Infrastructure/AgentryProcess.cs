@@ -43,6 +43,11 @@ public sealed class AgentryProcess : IAsyncDisposable
         {
             start.Environment[key] = value;
         }
+        // An empty value means "leave this setting unset".
+        foreach (var key in environment.Where(e => e.Value.Length == 0).Select(e => e.Key))
+        {
+            start.Environment.Remove(key);
+        }
         var process = new AgentryProcess(Process.Start(start)!);
         process._process.OutputDataReceived += (_, e) => { if (e.Data is not null) process.Stdout.Enqueue(e.Data); };
         process._process.ErrorDataReceived += (_, e) => { if (e.Data is not null) process.Stderr.Enqueue(e.Data); };
