@@ -38,6 +38,10 @@ STARTUP_TIMEOUT=60   # seconds; a start-up slower than this is a hang, not a mea
 log() { echo "bench: $*" >&2; }
 die() { echo "bench: ERROR: $*" >&2; exit 1; }
 
+# The throwaway service's administrator (its data lives in the run directory only).
+ADMIN_EMAIL="bench@agentry.local"
+ADMIN_PASSWORD="bench-password-$RANDOM$RANDOM"
+
 is_uint() { [[ "$1" =~ ^[0-9]+$ ]]; }
 for v in RUNS DURATION CONNECTIONS THREADS WARMUP STARTUP_RUNS IDLE_SECONDS; do
     is_uint "${!v}" && [ "${!v}" -ge 1 ] || die "$v must be a positive integer (got '${!v}')"
@@ -154,7 +158,8 @@ launch_env() {
     done
     LAUNCH_ENV=(env "${unset[@]}"
         ASPNETCORE_ENVIRONMENT=Production DOTNET_ENVIRONMENT=Production
-        Logging__LogLevel__Default=Warning)
+        Logging__LogLevel__Default=Warning
+        Agentry__Bootstrap__AdminEmail="$ADMIN_EMAIL" Agentry__Bootstrap__AdminPassword="$ADMIN_PASSWORD")
 }
 
 LAST_PID=""
@@ -279,12 +284,20 @@ SVC_PID=$LAST_PID
 wait_ready "$BASE_PID" "$BASE_PORT" /plaintext "$RUN/baseline.log"
 wait_ready "$SVC_PID" "$SVC_PORT" /health "$RUN/service.log"
 
-# Seed data for the read endpoints: 20 workspaces, so a limit=20 page is full.
+# Sign in as the bootstrap administrator; authenticated targets send the token (lua/auth.lua).
 SVC="http://127.0.0.1:$SVC_PORT"
+token_json=$(curl -sS -X POST "$SVC/connect/token" -d grant_type=password -d client_id=agentry-cli \
+    --data-urlencode "username=$ADMIN_EMAIL" --data-urlencode "password=$ADMIN_PASSWORD") || die "could not sign in"
+BENCH_TOKEN=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["access_token"])' "$token_json") \
+    || die "sign-in answered: $token_json"
+export BENCH_TOKEN
+
+# Seed data for the read endpoints: 20 workspaces (plus the default one), so a limit=20 page is full.
 WS_ID=""
 for ((i = 1; i <= 20; i++)); do
     body=$(printf '{"name":"Bench %02d","slug":"bench-%02d"}' "$i" "$i")
-    resp=$(curl -sS -w '\n%{http_code}' -X POST -H 'Content-Type: application/json' -d "$body" "$SVC/api/v1/workspaces") \
+    resp=$(curl -sS -w '\n%{http_code}' -X POST -H 'Content-Type: application/json' -H "Authorization: Bearer $BENCH_TOKEN" \
+        -d "$body" "$SVC/api/v1/workspaces") \
         || die "could not create a workspace"
     [ "${resp##*$'\n'}" = "201" ] || die "POST /api/v1/workspaces answered ${resp##*$'\n'}: ${resp%$'\n'*}"
     [ -n "$WS_ID" ] || WS_ID=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "${resp%$'\n'*}")
@@ -298,8 +311,9 @@ TARGETS=(
     "baseline-json|http://127.0.0.1:$BASE_PORT/json|"
     "baseline-plaintext|http://127.0.0.1:$BASE_PORT/plaintext|"
     "health|$SVC/health|"
-    "workspace-get|$SVC/api/v1/workspaces/$WS_ID|"
-    "workspace-list|$SVC/api/v1/workspaces?limit=20|"
+    "me-jwt|$SVC/api/v1/me|lua/auth.lua"
+    "workspace-get|$SVC/api/v1/workspaces/$WS_ID|lua/auth.lua"
+    "workspace-list|$SVC/api/v1/workspaces?limit=20|lua/auth.lua"
 )
 
 # A target that answers 404 or 500 would still produce a (meaningless) req/s figure; refuse it.

@@ -45,6 +45,8 @@ public sealed class Caller
 
     public static string MembershipTag(Guid workspaceId) => $"memberships:{workspaceId}";
 
+    public static string UserCacheKey(Guid userId) => $"user:{userId}";
+
     public static async ValueTask<Caller> BindAsync(HttpContext context)
     {
         var services = context.RequestServices;
@@ -52,7 +54,7 @@ public sealed class Caller
         var cache = services.GetRequiredService<IFusionCache>();
         var id = Guid.TryParse(context.User.GetClaim(Claims.Subject), out var subject) ? subject : Guid.Empty;
         var user = await cache.GetOrSetAsync<UserFlags?>(
-            $"user:{id}",
+            UserCacheKey(id),
             token => db.Users.AsNoTracking().Where(u => u.Id == id).Select(u => new UserFlags(u.IsPlatformAdmin, u.IsDisabled)).FirstOrDefaultAsync(token),
             options => options.SetDuration(TimeSpan.FromSeconds(30)),
             token: context.RequestAborted);

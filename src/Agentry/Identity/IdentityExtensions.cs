@@ -82,6 +82,8 @@ public static class IdentityExtensions
         endpoints.MapGroup("/api/v1/me").WithTags("Identity").RequireAuthorization()
             .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status500InternalServerError)
             .MapGet("/", MeEndpoints.GetAsync).WithName("GetMe").WithSummary("The signed-in user and their workspaces");
+        endpoints.MapUsers();
+        endpoints.MapMembers();
         return endpoints;
     }
 

@@ -10,7 +10,7 @@ namespace Agentry.Workspaces;
 
 public static class WorkspaceEndpoints
 {
-    private const string ListTag = "workspaces:list";
+    internal const string ListTag = "workspaces:list";
     private static readonly string[] Sorts = ["-createdAt", "createdAt", "name", "-name"];
 
     public static IEndpointRouteBuilder MapWorkspaces(this IEndpointRouteBuilder endpoints)

@@ -1,0 +1,136 @@
+using Agentry.Data;
+using Agentry.Hosting;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.EntityFrameworkCore;
+using ZiggyCreatures.Caching.Fusion;
+
+namespace Agentry.Identity;
+
+/// <summary>User accounts, managed by platform administrators.</summary>
+internal static class UserEndpoints
+{
+    private static readonly string[] Sorts = ["-createdAt", "createdAt", "email"];
+
+    public static void MapUsers(this IEndpointRouteBuilder endpoints)
+    {
+        var group = endpoints.MapGroup("/api/v1/users").WithTags("Users").RequireAuthorization()
+            .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden)
+            .ProducesProblem(StatusCodes.Status500InternalServerError);
+        group.MapPost("/", CreateAsync).WithName("CreateUser").WithSummary("Create a user (platform administrators)")
+            .ProducesValidationProblem().ProducesProblem(StatusCodes.Status409Conflict);
+        group.MapGet("/", ListAsync).WithName("ListUsers").WithSummary("List users, a page at a time (platform administrators)")
+            .ProducesValidationProblem();
+        group.MapGet("/{id:guid}", GetAsync).WithName("GetUser").WithSummary("Get a user (platform administrators)")
+            .ProducesProblem(StatusCodes.Status404NotFound);
+        group.MapPatch("/{id:guid}", UpdateAsync).WithName("UpdateUser").WithSummary("Rename, reset the password of, disable or promote a user (platform administrators)")
+            .ProducesValidationProblem().ProducesProblem(StatusCodes.Status404NotFound);
+    }
+
+    internal static async Task<Results<Created<UserResponse>, ProblemHttpResult>> CreateAsync(
+        CreateUserRequest request, Caller caller, AppDbContext db, IPasswordHasher<User> hasher, TimeProvider clock, CancellationToken ct)
+    {
+        if (!caller.IsPlatformAdmin)
+        {
+            return AdminsOnly();
+        }
+        var user = new User
+        {
+            Id = Guid.CreateVersion7(),
+            Email = request.Email.Trim(),
+            NormalizedEmail = User.Normalize(request.Email),
+            DisplayName = request.DisplayName.Trim(),
+            IsPlatformAdmin = request.IsPlatformAdmin,
+            CreatedAt = clock.UtcNow(),
+        };
+        user.PasswordHash = hasher.HashPassword(user, request.Password);
+        db.Users.Add(user);
+        try
+        {
+            await db.SaveChangesAsync(ct);
+        }
+        catch (DbUpdateException ex) when (ex.IsUniqueViolation())
+        {
+            return Problem.Conflict("email_taken", $"A user with email '{request.Email}' already exists.");
+        }
+        return TypedResults.Created($"/api/v1/users/{user.Id}", user.ToResponse());
+    }
+
+    internal static async Task<Results<Ok<Page<UserResponse>>, ProblemHttpResult, ValidationProblem>> ListAsync(
+        [AsParameters] PageRequest page, Caller caller, AppDbContext db, CancellationToken ct)
+    {
+        if (!caller.IsPlatformAdmin)
+        {
+            return AdminsOnly();
+        }
+        var sort = page.Sort ?? Sorts[0];
+        if (!Sorts.Contains(sort))
+        {
+            return Problem.Validation("sort", $"Unknown sort '{sort}'. Allowed: {string.Join(", ", Sorts)}.");
+        }
+        Cursor? after = null;
+        if (page.Cursor is not null && !Cursor.TryDecode(page.Cursor, sort, out after))
+        {
+            return Problem.BadRequest(ProblemCodes.InvalidCursor, "The cursor is malformed or belongs to another sort order.");
+        }
+        var query = db.Users.AsNoTracking();
+        query = (sort, after) switch
+        {
+            ("-createdAt", null) => query.OrderByDescending(u => u.Id),
+            ("-createdAt", { } c) => query.Where(u => u.Id.CompareTo(c.Id) < 0).OrderByDescending(u => u.Id),
+            ("createdAt", null) => query.OrderBy(u => u.Id),
+            ("createdAt", { } c) => query.Where(u => u.Id.CompareTo(c.Id) > 0).OrderBy(u => u.Id),
+            (_, null) => query.OrderBy(u => u.NormalizedEmail),
+            (_, { } c) => query.Where(u => u.NormalizedEmail.CompareTo(c.Value) > 0).OrderBy(u => u.NormalizedEmail),
+        };
+        var rows = await query.Take(page.Size + 1).ToListAsync(ct);
+        string? next = null;
+        if (rows.Count > page.Size)
+        {
+            rows.RemoveAt(page.Size);
+            next = new Cursor(sort, sort == "email" ? rows[^1].NormalizedEmail : null, rows[^1].Id).Encode();
+        }
+        return TypedResults.Ok(new Page<UserResponse>(rows.Select(u => u.ToResponse()).ToList(), next));
+    }
+
+    internal static async Task<Results<Ok<UserResponse>, ProblemHttpResult>> GetAsync(Guid id, Caller caller, AppDbContext db, CancellationToken ct)
+    {
+        if (!caller.IsPlatformAdmin)
+        {
+            return AdminsOnly();
+        }
+        var user = await db.Users.AsNoTracking().FirstOrDefaultAsync(u => u.Id == id, ct);
+        return user is null ? NotFound(id) : TypedResults.Ok(user.ToResponse());
+    }
+
+    internal static async Task<Results<Ok<UserResponse>, ProblemHttpResult>> UpdateAsync(
+        Guid id, UpdateUserRequest request, Caller caller, AppDbContext db, IPasswordHasher<User> hasher, IFusionCache cache, CancellationToken ct)
+    {
+        if (!caller.IsPlatformAdmin)
+        {
+            return AdminsOnly();
+        }
+        var user = await db.Users.FirstOrDefaultAsync(u => u.Id == id, ct);
+        if (user is null)
+        {
+            return NotFound(id);
+        }
+        user.DisplayName = request.DisplayName?.Trim() ?? user.DisplayName;
+        user.IsDisabled = request.IsDisabled ?? user.IsDisabled;
+        user.IsPlatformAdmin = request.IsPlatformAdmin ?? user.IsPlatformAdmin;
+        if (request.Password is not null)
+        {
+            user.PasswordHash = hasher.HashPassword(user, request.Password);
+            user.AccessFailedCount = 0;
+            user.LockoutEnd = null;
+        }
+        await db.SaveChangesAsync(ct);
+        // Every node drops its copy, so a disabled user's tokens stop working everywhere at once.
+        await cache.RemoveAsync(Caller.UserCacheKey(id), token: ct);
+        return TypedResults.Ok(user.ToResponse());
+    }
+
+    private static ProblemHttpResult AdminsOnly() => Problem.Forbidden("Only platform administrators manage users.");
+
+    private static ProblemHttpResult NotFound(Guid id) => Problem.NotFound($"User {id} was not found.");
+}
