@@ -46,7 +46,8 @@ public static class CacheExtensions
                 AllowBackgroundDistributedCacheOperations = true,
                 AllowBackgroundBackplaneOperations = true,
             })
-            .WithSerializer(new FusionCacheSystemTextJsonSerializer())
+            // Fields included: FusionCache keeps some of its own state in value tuples.
+            .WithSerializer(new FusionCacheSystemTextJsonSerializer(new System.Text.Json.JsonSerializerOptions { IncludeFields = true }))
             .WithPostSetup((sp, fusion) => sp.GetRequiredService<CacheMetrics>().Observe(fusion));
 
         if (!string.IsNullOrWhiteSpace(options.Redis))

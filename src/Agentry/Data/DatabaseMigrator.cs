@@ -21,11 +21,10 @@ internal sealed class DatabaseMigrator(IServiceScopeFactory scopes, IOptions<Sto
     {
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
-        var pending = (await db.Database.GetPendingMigrationsAsync(cancellationToken)).Count();
-        if (pending > 0)
-        {
-            await db.Database.MigrateAsync(cancellationToken);
-        }
+        // MigrateAsync finds the pending migrations itself; asking first would read the history twice.
+        var applied = (await db.Database.GetAppliedMigrationsAsync(cancellationToken)).Count();
+        await db.Database.MigrateAsync(cancellationToken);
+        var pending = db.Database.GetMigrations().Count() - applied;
         if (options.Value.Provider == StorageOptions.Sqlite)
         {
             // WAL lets readers run beside the writer; the setting is stored in the file.

@@ -12,13 +12,14 @@ namespace Agentry.Identity;
 /// <summary>
 /// On first start: the administrator, a <c>default</c> workspace they own, and the first-party public
 /// clients (<c>agentry-cli</c>, <c>agentry-console</c>). Runs after the migrations; safe when several
-/// nodes start together (unique indexes decide, the losers carry on). With the database unreachable,
-/// start-up goes on (readiness reports it) and the bootstrap retries in the background.
+/// nodes start together (unique indexes decide, the losers carry on). It runs in the background, so
+/// start-up does not wait for it; sign-in does. With the database unreachable it retries.
 /// </summary>
 internal sealed class IdentityBootstrap(
     IServiceScopeFactory scopes,
     IOptions<BootstrapOptions> options,
     IPasswordHasher<User> hasher,
+    IHostApplicationLifetime lifetime,
     TimeProvider clock,
     ILogger<IdentityBootstrap> logger) : BackgroundService
 {
@@ -26,21 +27,31 @@ internal sealed class IdentityBootstrap(
 
     private static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(5);
 
-    public override async Task StartAsync(CancellationToken cancellationToken)
-    {
-        // First attempt before the server takes requests, so a fresh node can sign its admin in at once.
-        if (!await TryBootstrapAsync(cancellationToken))
-        {
-            await base.StartAsync(cancellationToken);
-        }
-    }
+    private readonly TaskCompletionSource _completed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes once the administrator and the clients exist; sign-in waits for it.</summary>
+    public Task Completed => _completed.Task;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        while (!stoppingToken.IsCancellationRequested && !await TryBootstrapAsync(stoppingToken))
+        // Off the start-up path: once the server listens, so probes are answered first.
+        await WhenStartedAsync(stoppingToken);
+        while (!stoppingToken.IsCancellationRequested)
         {
+            if (await TryBootstrapAsync(stoppingToken))
+            {
+                _completed.TrySetResult();
+                return;
+            }
             await Task.Delay(RetryDelay, clock, stoppingToken);
         }
+    }
+
+    private Task WhenStartedAsync(CancellationToken stoppingToken)
+    {
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        lifetime.ApplicationStarted.Register(() => started.TrySetResult());
+        return started.Task.WaitAsync(stoppingToken);
     }
 
     private async Task<bool> TryBootstrapAsync(CancellationToken cancellationToken)

@@ -22,7 +22,8 @@ public static class IdentityExtensions
         services.AddOptions<BootstrapOptions>().BindConfiguration(BootstrapOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<IPasswordHasher<User>, PasswordHasher<User>>();
         services.AddSingleton<KeyRing>();
-        services.AddHostedService<IdentityBootstrap>();
+        services.AddSingleton<IdentityBootstrap>();
+        services.AddHostedService(sp => sp.GetRequiredService<IdentityBootstrap>());
 
         services.AddOpenIddict()
             .AddCore(core => core.UseEntityFrameworkCore().UseDbContext<AppDbContext>())

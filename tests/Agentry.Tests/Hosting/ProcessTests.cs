@@ -37,8 +37,9 @@ public sealed class ProcessTests
         await using var agentry = AgentryProcess.Start(TempFiles.Directory(), new Dictionary<string, string> { ["Agentry__Bootstrap__AdminPassword"] = "" }, "--urls", baseAddress.ToString());
         await agentry.WaitUntilHealthyAsync(baseAddress, TimeSpan.FromSeconds(30));
 
-        var lines = agentry.Stdout.Where(l => l.Contains("one-time password")).ToList();
-        var line = JsonDocument.Parse(Assert.Single(lines)).RootElement;
+        // The bootstrap runs once the server listens.
+        Assert.True(await HttpAssertions.EventuallyAsync(() => Task.FromResult(agentry.Stdout.Any(l => l.Contains("one-time password"))), TimeSpan.FromSeconds(15)));
+        var line = JsonDocument.Parse(Assert.Single(agentry.Stdout, l => l.Contains("one-time password"))).RootElement;
         var password = line.GetProperty("State").GetProperty("Password").GetString()!;
         Assert.Equal(24, password.Length);
         using var client = new HttpClient { BaseAddress = baseAddress };
