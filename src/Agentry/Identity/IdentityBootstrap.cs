@@ -29,8 +29,18 @@ internal sealed class IdentityBootstrap(
 
     private readonly TaskCompletionSource _completed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    /// <summary>Completes once the administrator and the clients exist; sign-in waits for it.</summary>
-    public Task Completed => _completed.Task;
+    /// <summary>How long a sign-in waits for the bootstrap; longer is an outage (503).</summary>
+    private static readonly TimeSpan MaxWait = TimeSpan.FromSeconds(10);
+
+    /// <summary>Middleware: holds a request until the administrator and the clients exist.</summary>
+    public async Task WaitAsync(HttpContext context, RequestDelegate next)
+    {
+        if (!_completed.Task.IsCompleted)
+        {
+            await _completed.Task.WaitAsync(MaxWait, clock, context.RequestAborted);
+        }
+        await next(context);
+    }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {

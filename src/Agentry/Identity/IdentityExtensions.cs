@@ -64,6 +64,10 @@ public static class IdentityExtensions
 
     public static WebApplication UseAgentryIdentity(this WebApplication app)
     {
+        // A node's first start creates the first-party clients after the server listens; a sign-in that
+        // arrives before that waits for it (OpenIddict checks the client before our handler runs).
+        var bootstrap = app.Services.GetRequiredService<IdentityBootstrap>();
+        app.UseWhen(static context => context.Request.Path.StartsWithSegments("/connect"), branch => branch.Use(bootstrap.WaitAsync));
         // Probes and metrics never look at identity: they must answer while the database (which holds
         // the token keys) is down.
         app.UseWhen(static context => !IsAnonymousInfrastructure(context.Request.Path), static branch => branch.UseAuthentication());

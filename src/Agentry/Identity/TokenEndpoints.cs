@@ -20,14 +20,9 @@ internal static class TokenEndpoints
 {
     private const string WrongCredentials = "The email or password is wrong.";
 
-    /// <summary>How long a sign-in waits for a node's first-start bootstrap; longer is an outage (503).</summary>
-    private static readonly TimeSpan BootstrapWait = TimeSpan.FromSeconds(10);
-
     internal static async Task<IResult> ExchangeAsync(
-        HttpContext context, AppDbContext db, IPasswordHasher<User> hasher, IdentityBootstrap bootstrap,
-        IOptions<TokenOptions> options, TimeProvider clock, ILoggerFactory logs)
+        HttpContext context, AppDbContext db, IPasswordHasher<User> hasher, IOptions<TokenOptions> options, TimeProvider clock, ILoggerFactory logs)
     {
-        await bootstrap.Completed.WaitAsync(BootstrapWait, clock, context.RequestAborted);
         var request = context.GetOpenIddictServerRequest()
             ?? throw new InvalidOperationException("The OpenIddict server request is missing.");
         var logger = logs.CreateLogger(typeof(TokenEndpoints));
