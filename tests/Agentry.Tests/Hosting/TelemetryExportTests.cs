@@ -29,16 +29,19 @@ public sealed class TelemetryExportTests
         });
         var client = await app.AdminClientAsync();
         (await client.GetAsync("/api/v1/workspaces")).EnsureSuccessStatusCode();
-        // The batch exporter sends every few seconds.
-        await HttpAssertions.EventuallyAsync(() => Task.FromResult(received.Any(r => r.Path == "/v1/traces")), TimeSpan.FromSeconds(15));
+        // The batch exporter sends every few seconds; the sign-in and the request may land in different batches.
+        await HttpAssertions.EventuallyAsync(() => Task.FromResult(TracePayload(received).Contains("/api/v1/workspaces")), TimeSpan.FromSeconds(20));
 
         var traces = received.Where(r => r.Path == "/v1/traces").ToList();
         Assert.True(traces.Count > 0, $"nothing on /v1/traces at {endpoint}; got: {string.Join(", ", received.Select(r => r.Path))}");
         Assert.All(traces, t => Assert.Equal("application/x-protobuf", t.ContentType));
-        var payload = Encoding.UTF8.GetString(traces.SelectMany(t => t.Body).ToArray());
+        var payload = TracePayload(received);
         Assert.Contains("agentry-otlp-test", payload);
         Assert.Contains("/api/v1/workspaces", payload);
     }
+
+    private static string TracePayload(ConcurrentQueue<(string Path, string ContentType, byte[] Body)> received) =>
+        Encoding.UTF8.GetString(received.Where(r => r.Path == "/v1/traces").SelectMany(r => r.Body).ToArray());
 
     private static async Task<WebApplication> StartReceiverAsync(ConcurrentQueue<(string, string, byte[])> received)
     {
