@@ -35,13 +35,13 @@ public sealed class RedisCacheTests
         (await b.PatchAsync($"/api/v1/workspaces/{created.Id}", JsonContent(new { name = "renamed" }))).EnsureSuccessStatusCode();
         Assert.True(await HttpAssertions.EventuallyAsync(
             async () => (await (await a.GetAsync($"/api/v1/workspaces/{created.Id}")).ReadAsync<WorkspaceResponse>()).Name == "renamed",
-            TimeSpan.FromSeconds(2)), "node A kept serving its stale copy");
+            TimeSpan.FromSeconds(5)), "node A kept serving its stale copy");
 
         // ... and A's cached list pages by tag.
         (await b.PostJsonAsync("/api/v1/workspaces", new { name = "second", slug = "second" })).EnsureSuccessStatusCode();
         Assert.True(await HttpAssertions.EventuallyAsync(
             async () => (await (await a.GetAsync("/api/v1/workspaces")).ReadAsync<Page<WorkspaceResponse>>()).Items.Count == listed + 1,
-            TimeSpan.FromSeconds(2)), "node A kept serving its stale list");
+            TimeSpan.FromSeconds(5)), "node A kept serving its stale list");
 
         // The second level really is Redis, under this deployment's prefix.
         await using var redis = await ConnectionMultiplexer.ConnectAsync(TestServers.Redis);
