@@ -53,7 +53,13 @@ public static class IdentityExtensions
                 validation.UseAspNetCore();
                 validation.AddAudiences(TokenOptions.Audience);
                 // One pinned algorithm: "none", HMAC with the public key and the like never verify.
-                validation.Configure(o => o.TokenValidationParameters.ValidAlgorithms = [SecurityAlgorithms.RsaSha256]);
+                validation.Configure(o =>
+                {
+                    o.TokenValidationParameters.ValidAlgorithms = [SecurityAlgorithms.RsaSha256];
+                    // OpenIddict checks expiry itself; this adds "not before", with little clock skew.
+                    o.TokenValidationParameters.ValidateLifetime = true;
+                    o.TokenValidationParameters.ClockSkew = TimeSpan.FromSeconds(30);
+                });
             });
         services.AddOptions<OpenIddictServerOptions>().Configure<KeyRing>(UseKeyRing);
 
