@@ -101,6 +101,25 @@ public sealed class SignInTests(SqliteFixture fixture) : IClassFixture<SqliteFix
         }
     }
 
+    [Fact]
+    public async Task Discovery_and_jwks_publish_the_signing_key_and_only_its_public_part()
+    {
+        var client = _app.Client();
+        var discovery = JsonDocument.Parse(await client.GetStringAsync("/.well-known/openid-configuration")).RootElement;
+        var jwks = JsonDocument.Parse(await client.GetStringAsync(new Uri(discovery.GetProperty("jwks_uri").GetString()!).PathAndQuery)).RootElement;
+        var token = (await AgentryApp.RequestTokensAsync(client, AgentryApp.AdminEmail, AgentryApp.AdminPassword)).GetProperty("access_token").GetString()!;
+        var header = JsonDocument.Parse(Encoding.UTF8.GetString(Convert.FromBase64String(Pad(token.Split('.')[0])))).RootElement;
+
+        Assert.Equal("RS256", header.GetProperty("alg").GetString());
+        Assert.Equal("at+jwt", header.GetProperty("typ").GetString());
+        var key = Assert.Single(jwks.GetProperty("keys").EnumerateArray(), k => k.GetProperty("kid").GetString() == header.GetProperty("kid").GetString());
+        Assert.Equal("RSA", key.GetProperty("kty").GetString());
+        foreach (var secret in new[] { "d", "p", "q", "dp", "dq", "qi", "k" })
+        {
+            Assert.False(key.TryGetProperty(secret, out _), $"JWKS leaks the private parameter '{secret}'");
+        }
+    }
+
     private Task<HttpResponseMessage> TokenAsync(string email, string password) =>
         _app.Client().PostAsync("/connect/token", new FormUrlEncodedContent(new Dictionary<string, string>
         {
