@@ -1,3 +1,4 @@
+using System.Data.Common;
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Npgsql;
@@ -16,4 +17,20 @@ internal static class DbErrors
         PostgresException postgres => postgres.SqlState == PostgresErrorCodes.UniqueViolation,
         _ => false,
     };
+
+    /// <summary>
+    /// True when the database could not be reached (a transient <see cref="DbException"/> or a timeout
+    /// anywhere in the chain, as EF Core and the cache wrap them): an outage, not a bug.
+    /// </summary>
+    public static bool IsDatabaseOutage(this Exception exception)
+    {
+        for (Exception? e = exception; e is not null; e = e.InnerException)
+        {
+            if (e is DbException { IsTransient: true } or TimeoutException)
+            {
+                return true;
+            }
+        }
+        return false;
+    }
 }

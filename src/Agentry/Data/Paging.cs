@@ -1,6 +1,8 @@
 using System.Buffers.Text;
 using System.ComponentModel.DataAnnotations;
 using System.Text.Json;
+using Agentry.Hosting;
+using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Agentry.Data;
 
@@ -21,6 +23,41 @@ public sealed class PageRequest
     public string? Sort { get; init; }
 
     public int Size => Limit ?? DefaultLimit;
+
+    /// <summary>
+    /// Checks <see cref="Sort"/> against the endpoint's allow-list (first entry is the default) and decodes
+    /// <see cref="Cursor"/>; a 400 problem when either is wrong.
+    /// </summary>
+    public ProblemHttpResult? Resolve(string[] sorts, out string sort, out Cursor? after)
+    {
+        sort = Sort ?? sorts[0];
+        after = null;
+        if (!sorts.Contains(sort))
+        {
+            return Problem.Validation("sort", $"Unknown sort '{sort}'. Allowed: {string.Join(", ", sorts)}.");
+        }
+        return Cursor is not null && !Data.Cursor.TryDecode(Cursor, sort, out after)
+            ? Problem.BadRequest(ProblemCodes.InvalidCursor, "The cursor is malformed or belongs to another sort order.")
+            : null;
+    }
+}
+
+public static class Paging
+{
+    /// <summary>
+    /// Turns up to <c>size + 1</c> rows (the query asks for one more than it returns) into a page whose
+    /// cursor points after its last row, or no cursor when nothing follows.
+    /// </summary>
+    public static Page<TItem> ToPage<TRow, TItem>(this List<TRow> rows, int size, Func<TRow, Cursor> cursorOf, Func<TRow, TItem> map)
+    {
+        string? next = null;
+        if (rows.Count > size)
+        {
+            rows.RemoveAt(size);
+            next = cursorOf(rows[^1]).Encode();
+        }
+        return new Page<TItem>(rows.Select(map).ToList(), next);
+    }
 }
 
 /// <summary>

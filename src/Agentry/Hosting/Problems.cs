@@ -1,5 +1,5 @@
-using System.Data.Common;
 using System.Text.Json;
+using Agentry.Data;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -54,8 +54,11 @@ public static class Problem
     public static ProblemHttpResult BadRequest(string code, string detail) => Create(400, code, detail);
 
     /// <summary>A 400 whose <c>errors</c> name the fields that are wrong.</summary>
-    public static ValidationProblem Validation(string field, string message) =>
-        TypedResults.ValidationProblem(new Dictionary<string, string[]> { [field] = [message] });
+    public static ProblemHttpResult Validation(string field, string message) =>
+        TypedResults.Problem(new HttpValidationProblemDetails(new Dictionary<string, string[]> { [field] = [message] })
+        {
+            Status = StatusCodes.Status400BadRequest,
+        });
 
     private static ProblemHttpResult Create(int status, string code, string detail) =>
         TypedResults.Problem(detail, statusCode: status, extensions: new Dictionary<string, object?> { ["code"] = code });
@@ -150,21 +153,8 @@ internal sealed class ApiExceptionHandler(IProblemDetailsService problems, ILogg
             (415, ProblemCodes.UnsupportedMediaType, bad.Message),
         BadHttpRequestException bad =>
             (bad.StatusCode, ProblemCodes.ForStatus(bad.StatusCode), bad.Message),
-        _ when IsTransientOutage(exception) =>
+        _ when exception.IsDatabaseOutage() =>
             (503, ProblemCodes.Unavailable, "A dependency of this request is temporarily unavailable; retry shortly."),
         _ => (500, ProblemCodes.InternalError, "An unexpected error occurred. Quote the traceId when reporting it."),
     };
-
-    /// <summary>A database that cannot be reached (possibly wrapped by EF Core or the cache) is a 503, not a bug.</summary>
-    private static bool IsTransientOutage(Exception? exception)
-    {
-        for (; exception is not null; exception = exception.InnerException)
-        {
-            if (exception is DbException { IsTransient: true } or TimeoutException)
-            {
-                return true;
-            }
-        }
-        return false;
-    }
 }

@@ -71,7 +71,7 @@ internal sealed class IdentityBootstrap(
             await BootstrapAsync(cancellationToken);
             return true;
         }
-        catch (Exception ex) when (ex is System.Data.Common.DbException || ex.InnerException is System.Data.Common.DbException)
+        catch (Exception ex) when (ex.IsDatabaseOutage())
         {
             IdentityLog.BootstrapDeferred(logger, ex.Message);
             return false;

@@ -56,22 +56,16 @@ internal static class UserEndpoints
         return TypedResults.Created($"/api/v1/users/{user.Id}", user.ToResponse());
     }
 
-    internal static async Task<Results<Ok<Page<UserResponse>>, ProblemHttpResult, ValidationProblem>> ListAsync(
+    internal static async Task<Results<Ok<Page<UserResponse>>, ProblemHttpResult>> ListAsync(
         [AsParameters] PageRequest page, Caller caller, AppDbContext db, CancellationToken ct)
     {
         if (!caller.IsPlatformAdmin)
         {
             return AdminsOnly();
         }
-        var sort = page.Sort ?? Sorts[0];
-        if (!Sorts.Contains(sort))
+        if (page.Resolve(Sorts, out var sort, out var after) is { } invalid)
         {
-            return Problem.Validation("sort", $"Unknown sort '{sort}'. Allowed: {string.Join(", ", Sorts)}.");
-        }
-        Cursor? after = null;
-        if (page.Cursor is not null && !Cursor.TryDecode(page.Cursor, sort, out after))
-        {
-            return Problem.BadRequest(ProblemCodes.InvalidCursor, "The cursor is malformed or belongs to another sort order.");
+            return invalid;
         }
         var query = db.Users.AsNoTracking();
         query = (sort, after) switch
@@ -84,13 +78,7 @@ internal static class UserEndpoints
             (_, { } c) => query.Where(u => u.NormalizedEmail.CompareTo(c.Value) > 0).OrderBy(u => u.NormalizedEmail),
         };
         var rows = await query.Take(page.Size + 1).ToListAsync(ct);
-        string? next = null;
-        if (rows.Count > page.Size)
-        {
-            rows.RemoveAt(page.Size);
-            next = new Cursor(sort, sort == "email" ? rows[^1].NormalizedEmail : null, rows[^1].Id).Encode();
-        }
-        return TypedResults.Ok(new Page<UserResponse>(rows.Select(u => u.ToResponse()).ToList(), next));
+        return TypedResults.Ok(rows.ToPage(page.Size, last => new Cursor(sort, sort == "email" ? last.NormalizedEmail : null, last.Id), u => u.ToResponse()));
     }
 
     internal static async Task<Results<Ok<UserResponse>, ProblemHttpResult>> GetAsync(Guid id, Caller caller, AppDbContext db, CancellationToken ct)

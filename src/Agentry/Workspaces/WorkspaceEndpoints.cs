@@ -64,18 +64,12 @@ public static class WorkspaceEndpoints
         return TypedResults.Created($"/api/v1/workspaces/{workspace.Id}", workspace.ToResponse());
     }
 
-    internal static async Task<Results<Ok<Page<WorkspaceResponse>>, ProblemHttpResult, ValidationProblem>> ListAsync(
+    internal static async Task<Results<Ok<Page<WorkspaceResponse>>, ProblemHttpResult>> ListAsync(
         [AsParameters] PageRequest page, Caller caller, AppDbContext db, IFusionCache cache, CancellationToken ct)
     {
-        var sort = page.Sort ?? Sorts[0];
-        if (!Sorts.Contains(sort))
+        if (page.Resolve(Sorts, out var sort, out var after) is { } invalid)
         {
-            return Problem.Validation("sort", $"Unknown sort '{sort}'. Allowed: {string.Join(", ", Sorts)}.");
-        }
-        Cursor? after = null;
-        if (page.Cursor is not null && !Cursor.TryDecode(page.Cursor, sort, out after))
-        {
-            return Problem.BadRequest(ProblemCodes.InvalidCursor, "The cursor is malformed or belongs to another sort order.");
+            return invalid;
         }
         var scope = caller.IsPlatformAdmin ? "all" : caller.UserId.ToString();
         var result = await cache.GetOrSetAsync(
@@ -174,14 +168,8 @@ public static class WorkspaceEndpoints
                 .OrderByDescending(w => w.Name).ThenByDescending(w => w.Id),
         };
         var rows = await query.Take(size + 1).Select(w => w.ToResponse()).ToListAsync(ct);
-        if (rows.Count <= size)
-        {
-            return new Page<WorkspaceResponse>(rows, null);
-        }
-        rows.RemoveAt(size);
-        var last = rows[^1];
-        var value = sort.EndsWith("name", StringComparison.Ordinal) ? last.Name : null;
-        return new Page<WorkspaceResponse>(rows, new Cursor(sort, value, last.Id).Encode());
+        var byName = sort.EndsWith("name", StringComparison.Ordinal);
+        return rows.ToPage(size, last => new Cursor(sort, byName ? last.Name : null, last.Id), w => w);
     }
 
     private static async Task InvalidateAsync(IFusionCache cache, Guid id, CancellationToken ct)
