@@ -8,11 +8,14 @@ using static OpenIddict.Abstractions.OpenIddictConstants;
 namespace Agentry.Identity;
 
 /// <summary>
-/// The authenticated user behind a request, as handlers need it: who, whether a platform administrator,
-/// and their role in a workspace. Bound from the request like any parameter (<c>Caller caller</c>).
+/// The authenticated principal behind a request, as handlers need it: a user (whether a platform
+/// administrator, their role in a workspace) or an API key (bound to one workspace, acting with the role
+/// its scopes imply). Bound from the request like any parameter (<c>Caller caller</c>).
 /// </summary>
 public sealed class Caller
 {
+    private static readonly string[] NoScopes = [];
+
     private readonly AppDbContext _db;
     private readonly IFusionCache _cache;
 
@@ -20,16 +23,40 @@ public sealed class Caller
     {
         UserId = userId;
         IsPlatformAdmin = isPlatformAdmin;
+        Scopes = NoScopes;
         _db = db;
         _cache = cache;
     }
 
+    private Caller(Guid keyId, Guid workspaceId, string[] scopes, AppDbContext db, IFusionCache cache)
+    {
+        KeyId = keyId;
+        KeyWorkspaceId = workspaceId;
+        Scopes = scopes;
+        _db = db;
+        _cache = cache;
+    }
+
+    /// <summary>The signed-in user; <see cref="Guid.Empty"/> for an API key.</summary>
     public Guid UserId { get; }
 
     public bool IsPlatformAdmin { get; }
 
+    /// <summary>The API key the request authenticated with, if any.</summary>
+    public Guid? KeyId { get; }
+
+    /// <summary>The one workspace an API key may act in.</summary>
+    public Guid? KeyWorkspaceId { get; }
+
+    /// <summary>An API key's scopes (empty for users, whose role decides).</summary>
+    public IReadOnlyCollection<string> Scopes { get; }
+
     /// <summary>The caller's role in the workspace, or null when they are not a member.</summary>
-    public Task<string?> RoleInAsync(Guid workspaceId, CancellationToken ct) =>
+    public Task<string?> RoleInAsync(Guid workspaceId, CancellationToken ct) => KeyId is null
+        ? UserRoleInAsync(workspaceId, ct)
+        : Task.FromResult(workspaceId == KeyWorkspaceId ? ApiKeyScopes.RoleFor(Scopes) : null);
+
+    private Task<string?> UserRoleInAsync(Guid workspaceId, CancellationToken ct) =>
         _cache.GetOrSetAsync<string?>(
             MembershipCacheKey(workspaceId, UserId),
             token => _db.Memberships.AsNoTracking()
@@ -49,9 +76,28 @@ public sealed class Caller
 
     public static async ValueTask<Caller> BindAsync(HttpContext context)
     {
+        // Access filters and the handler bind the same request's caller once.
+        if (context.Items.TryGetValue(typeof(Caller), out var bound) && bound is Caller known)
+        {
+            return known;
+        }
+        var caller = await ResolveAsync(context);
+        context.Items[typeof(Caller)] = caller;
+        return caller;
+    }
+
+    private static async ValueTask<Caller> ResolveAsync(HttpContext context)
+    {
         var services = context.RequestServices;
         var db = services.GetRequiredService<AppDbContext>();
         var cache = services.GetRequiredService<IFusionCache>();
+        var principal = context.User;
+        if (Guid.TryParse(principal.FindFirst(AgentryClaims.KeyId)?.Value, out var keyId)
+            && Guid.TryParse(principal.FindFirst(AgentryClaims.WorkspaceId)?.Value, out var workspaceId))
+        {
+            var scopes = principal.FindAll(AgentryClaims.Scope).Select(c => c.Value).ToArray();
+            return new Caller(keyId, workspaceId, scopes, db, cache);
+        }
         var id = Guid.TryParse(context.User.GetClaim(Claims.Subject), out var subject) ? subject : Guid.Empty;
         var user = await cache.GetOrSetAsync<UserFlags?>(
             UserCacheKey(id),

@@ -130,10 +130,6 @@ internal sealed class IdentityBootstrap(
     {
         foreach (var clientId in FirstPartyClients)
         {
-            if (await applications.FindByClientIdAsync(clientId, cancellationToken) is not null)
-            {
-                continue;
-            }
             var client = new OpenIddictApplicationDescriptor
             {
                 ClientId = clientId,
@@ -142,12 +138,30 @@ internal sealed class IdentityBootstrap(
                 Permissions =
                 {
                     Permissions.Endpoints.Token,
+                    Permissions.Endpoints.Revocation,
                     Permissions.GrantTypes.Password,
                     Permissions.GrantTypes.RefreshToken,
                     Permissions.Scopes.Email,
                     Permissions.Scopes.Profile,
                 },
             };
+            if (await applications.FindByClientIdAsync(clientId, cancellationToken) is { } existing)
+            {
+                // A node of a newer version grants what the clients of an older one lacked.
+                var granted = await applications.GetPermissionsAsync(existing, cancellationToken);
+                if (!client.Permissions.SetEquals(granted))
+                {
+                    try
+                    {
+                        await applications.UpdateAsync(existing, client, cancellationToken);
+                    }
+                    catch (OpenIddictExceptions.ConcurrencyException)
+                    {
+                        // updated by another node meanwhile
+                    }
+                }
+                continue;
+            }
             try
             {
                 await applications.CreateAsync(client, cancellationToken);
@@ -170,6 +184,9 @@ internal static partial class IdentityLog
 
     [LoggerMessage(4, LogLevel.Warning, "Identity bootstrap deferred, the database is not reachable: {Reason}")]
     public static partial void BootstrapDeferred(ILogger logger, string reason);
+
+    [LoggerMessage(5, LogLevel.Warning, "A used refresh token of user {Subject} was presented again: every token of authorization {AuthorizationId} is revoked")]
+    public static partial void RefreshTokenReused(ILogger logger, string subject, string authorizationId);
 
     [LoggerMessage(3, LogLevel.Information, "Sign-in refused for {Email}: {Reason}")]
     public static partial void SignInRefused(ILogger logger, string email, string reason);

@@ -3,7 +3,7 @@ using Microsoft.AspNetCore.Identity;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.Tokens;
 using OpenIddict.Server;
-using OpenIddict.Validation.AspNetCore;
+using Microsoft.AspNetCore.Authorization;
 using static OpenIddict.Abstractions.OpenIddictConstants;
 
 namespace Agentry.Identity;
@@ -11,8 +11,8 @@ namespace Agentry.Identity;
 public static class IdentityExtensions
 {
     /// <summary>
-    /// Users and memberships, the OAuth2 server (OpenIddict: password and refresh-token grants, keys
-    /// kept in the database) and bearer-token validation for the API.
+    /// Users and memberships, the OAuth2 server (OpenIddict: password and refresh-token grants,
+    /// revocation, keys kept in the database), API keys, and bearer authentication for the API.
     /// </summary>
     public static IHostApplicationBuilder AddAgentryIdentity(this IHostApplicationBuilder builder)
     {
@@ -29,7 +29,7 @@ public static class IdentityExtensions
             .AddCore(core => core.UseEntityFrameworkCore().UseDbContext<AppDbContext>())
             .AddServer(server =>
             {
-                server.SetTokenEndpointUris("connect/token");
+                server.SetTokenEndpointUris("connect/token").SetRevocationEndpointUris("connect/revoke");
                 server.AllowPasswordFlow().AllowRefreshTokenFlow();
                 server.RegisterScopes(Scopes.OfflineAccess, Scopes.Email, Scopes.Profile);
                 server.SetAccessTokenLifetime(tokens.AccessTokenLifetime).SetRefreshTokenLifetime(tokens.RefreshTokenLifetime);
@@ -37,6 +37,7 @@ public static class IdentityExtensions
                 server.SetRefreshTokenReuseLeeway(TimeSpan.Zero);
                 // Signed JWTs that any resource server can verify from JWKS; refresh tokens stay encrypted.
                 server.DisableAccessTokenEncryption();
+                server.AddEventHandler(PropagateRevocation.Descriptor).AddEventHandler(DetectRefreshTokenReuse.Descriptor);
                 if (tokens.Issuer is not null)
                 {
                     server.SetIssuer(tokens.Issuer);
@@ -46,25 +47,14 @@ public static class IdentityExtensions
                 {
                     aspNetCore.DisableTransportSecurityRequirement();
                 }
-            })
-            .AddValidation(validation =>
-            {
-                validation.UseLocalServer();
-                validation.UseAspNetCore();
-                validation.AddAudiences(TokenOptions.Audience);
-                // One pinned algorithm: "none", HMAC with the public key and the like never verify.
-                validation.Configure(o =>
-                {
-                    o.TokenValidationParameters.ValidAlgorithms = [SecurityAlgorithms.RsaSha256];
-                    // OpenIddict checks expiry itself; this adds "not before", with little clock skew.
-                    o.TokenValidationParameters.ValidateLifetime = true;
-                    o.TokenValidationParameters.ClockSkew = TimeSpan.FromSeconds(30);
-                });
             });
         services.AddOptions<OpenIddictServerOptions>().Configure<KeyRing>(UseKeyRing);
 
-        services.AddAuthentication(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme);
+        services.AddSingleton<ApiKeyGrants>();
+        services.AddBearerAuthentication();
         services.AddAuthorization();
+        services.AddSingleton<IAuthorizationHandler, ScopeAuthorizationHandler>();
+        services.AddSingleton<IAuthorizationMiddlewareResultHandler, ProblemAuthorizationResultHandler>();
         return builder;
     }
 
@@ -74,15 +64,22 @@ public static class IdentityExtensions
         // arrives before that waits for it (OpenIddict checks the client before our handler runs).
         var bootstrap = app.Services.GetRequiredService<IdentityBootstrap>();
         app.UseWhen(static context => context.Request.Path.StartsWithSegments("/connect"), branch => branch.Use(bootstrap.WaitAsync));
-        // Probes and metrics never look at identity: they must answer while the database (which holds
-        // the token keys) is down.
-        app.UseWhen(static context => !IsAnonymousInfrastructure(context.Request.Path), static branch => branch.UseAuthentication());
+        // The OAuth server's own endpoints run OpenIddict's request handlers; the API only the bearer
+        // schemes. Probes and metrics never look at identity: they must answer while the database (which
+        // holds the token keys) is down.
+        app.UseWhen(static context => IsOAuthServer(context.Request.Path), static branch => branch.UseAuthentication());
+        app.UseWhen(
+            static context => !IsOAuthServer(context.Request.Path) && !IsAnonymousInfrastructure(context.Request.Path),
+            static branch => branch.Use(BearerAuthentication.AuthenticateAsync));
         // WebApplication adds UseAuthentication() at the very front of the pipeline unless this marker
         // is set on the app itself; the branch above sets it only on the branch.
         ((IApplicationBuilder)app).Properties["__AuthenticationMiddlewareSet"] = true;
         app.UseAuthorization();
         return app;
     }
+
+    private static bool IsOAuthServer(PathString path) =>
+        path.StartsWithSegments("/connect") || path.StartsWithSegments("/.well-known");
 
     private static bool IsAnonymousInfrastructure(PathString path) =>
         path.StartsWithSegments("/health") || path.StartsWithSegments("/metrics");
@@ -95,6 +92,7 @@ public static class IdentityExtensions
             .MapGet("/", MeEndpoints.GetAsync).WithName("GetMe").WithSummary("The signed-in user and their workspaces");
         endpoints.MapUsers();
         endpoints.MapMembers();
+        endpoints.MapApiKeys();
         return endpoints;
     }
 

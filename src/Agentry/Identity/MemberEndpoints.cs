@@ -12,12 +12,15 @@ internal static class MemberEndpoints
     public static void MapMembers(this IEndpointRouteBuilder endpoints)
     {
         var group = endpoints.MapGroup("/api/v1/workspaces/{workspaceId:guid}/members").WithTags("Members").RequireAuthorization()
+            .RequireScope(ApiKeyScopes.Admin).RequireWorkspaceRole(Roles.Viewer)
             .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status500InternalServerError);
         group.MapGet("/", ListAsync).WithName("ListMembers").WithSummary("List a workspace's members");
         group.MapPut("/{userId:guid}", SetAsync).WithName("SetMember").WithSummary("Add a member or change their role (workspace admins)")
+            .RequireWorkspaceRole(Roles.Admin)
             .ProducesValidationProblem().ProducesProblem(StatusCodes.Status403Forbidden).ProducesProblem(StatusCodes.Status409Conflict);
         group.MapDelete("/{userId:guid}", RemoveAsync).WithName("RemoveMember").WithSummary("Remove a member (workspace admins)")
+            .RequireWorkspaceRole(Roles.Admin)
             .ProducesProblem(StatusCodes.Status403Forbidden).ProducesProblem(StatusCodes.Status409Conflict);
     }
 

@@ -24,11 +24,14 @@ public static class WorkspaceEndpoints
         group.MapGet("/", ListAsync).WithName("ListWorkspaces").WithSummary("List the caller's workspaces (all, for platform administrators), a page at a time")
             .ProducesValidationProblem();
         group.MapGet("/{id:guid}", GetAsync).WithName("GetWorkspace").WithSummary("Get a workspace")
+            .RequireWorkspaceRole(Roles.Viewer, "id")
             .ProducesProblem(StatusCodes.Status404NotFound);
         group.MapPatch("/{id:guid}", UpdateAsync).WithName("UpdateWorkspace").WithSummary("Change a workspace's name or description (workspace admins)")
+            .RequireScope(ApiKeyScopes.Admin).RequireWorkspaceRole(Roles.Admin, "id")
             .ProducesValidationProblem().ProducesProblem(StatusCodes.Status403Forbidden).ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge).ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
         group.MapDelete("/{id:guid}", DeleteAsync).WithName("DeleteWorkspace").WithSummary("Delete a workspace (its owner)")
+            .RequireScope(ApiKeyScopes.Admin).RequireWorkspaceRole(Roles.Owner, "id")
             .ProducesProblem(StatusCodes.Status403Forbidden).ProducesProblem(StatusCodes.Status404NotFound);
         return endpoints;
     }
@@ -71,7 +74,7 @@ public static class WorkspaceEndpoints
         {
             return invalid;
         }
-        var scope = caller.IsPlatformAdmin ? "all" : caller.UserId.ToString();
+        var scope = caller.IsPlatformAdmin ? "all" : caller.KeyWorkspaceId is { } only ? $"key:{only}" : caller.UserId.ToString();
         var result = await cache.GetOrSetAsync(
             $"workspaces:list:{scope}:{sort}:{page.Size}:{page.Cursor}",
             token => QueryPageAsync(Visible(db, caller), sort, after, page.Size, token),
@@ -147,6 +150,8 @@ public static class WorkspaceEndpoints
 
     private static IQueryable<Workspace> Visible(AppDbContext db, Caller caller) => caller.IsPlatformAdmin
         ? db.Workspaces.AsNoTracking()
+        : caller.KeyWorkspaceId is { } only
+        ? db.Workspaces.AsNoTracking().Where(w => w.Id == only)
         : db.Workspaces.AsNoTracking().Where(w => db.Memberships.Any(m => m.WorkspaceId == w.Id && m.UserId == caller.UserId));
 
     private static async Task<Page<WorkspaceResponse>> QueryPageAsync(IQueryable<Workspace> query, string sort, Cursor? after, int size, CancellationToken ct)

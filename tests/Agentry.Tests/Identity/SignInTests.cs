@@ -70,6 +70,27 @@ public sealed class SignInTests(SqliteFixture fixture) : IClassFixture<SqliteFix
         Assert.Equal("invalid_grant", (await ErrorAsync(replay)).Error);
         var afterReplay = await RefreshAsync(r2);
         Assert.Equal("invalid_grant", (await ErrorAsync(afterReplay)).Error);
+        // The chain's access tokens die with it, though they have not expired.
+        Assert.Equal(HttpStatusCode.Unauthorized, (await client.GetAsync("/api/v1/me")).StatusCode);
+    }
+
+    [Fact]
+    public async Task Signing_out_revokes_the_refresh_token_and_its_access_tokens()
+    {
+        var (_, email, password) = await _app.CreateUserAsync();
+        var tokens = await AgentryApp.RequestTokensAsync(_app.Client(), email, password, "offline_access");
+        var client = _app.Client();
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", tokens.GetProperty("access_token").GetString());
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/api/v1/me")).StatusCode);
+
+        var revoke = await _app.Client().PostAsync("/connect/revoke", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["client_id"] = "agentry-cli", ["token"] = tokens.GetProperty("refresh_token").GetString()!,
+        }));
+
+        Assert.Equal(HttpStatusCode.OK, revoke.StatusCode);
+        Assert.Equal("invalid_grant", (await ErrorAsync(await RefreshAsync(tokens.GetProperty("refresh_token").GetString()!))).Error);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await client.GetAsync("/api/v1/me")).StatusCode);
     }
 
     [Fact]

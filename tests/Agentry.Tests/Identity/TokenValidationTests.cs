@@ -82,6 +82,34 @@ public sealed class TokenValidationTests(SqliteFixture fixture) : IClassFixture<
         Assert.Equal(HttpStatusCode.Unauthorized, await CallAsync(await ForgeAsync(c => c["sub"] = Guid.CreateVersion7().ToString())));
     }
 
+    [Fact]
+    public async Task A_token_of_another_type_is_refused()
+    {
+        var real = (await AgentryApp.RequestTokensAsync(_app.Client(), AgentryApp.AdminEmail, AgentryApp.AdminPassword)).GetProperty("access_token").GetString()!;
+        var claims = JsonSerializer.Deserialize<Dictionary<string, object>>(Base64UrlEncoder.Decode(real.Split('.')[1]))!;
+        var credentials = new SigningCredentials(_app.Services.GetRequiredService<KeyRing>().SigningKeys[0], SecurityAlgorithms.RsaSha256);
+        var idToken = new JsonWebTokenHandler { SetDefaultTimesOnTokenCreation = false }
+            .CreateToken(new SecurityTokenDescriptor { Claims = claims, SigningCredentials = credentials, TokenType = "JWT" });
+
+        Assert.Equal(HttpStatusCode.Unauthorized, await CallAsync(idToken));
+    }
+
+    [Fact]
+    public async Task A_revoked_access_token_is_refused()
+    {
+        var (_, email, password) = await _app.CreateUserAsync();
+        var token = (await AgentryApp.RequestTokensAsync(_app.Client(), email, password)).GetProperty("access_token").GetString()!;
+        Assert.Equal(HttpStatusCode.OK, await CallAsync(token));
+
+        var revoke = await _app.Client().PostAsync("/connect/revoke", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["client_id"] = "agentry-cli", ["token"] = token, ["token_type_hint"] = "access_token",
+        }));
+
+        Assert.Equal(HttpStatusCode.OK, revoke.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, await CallAsync(token));
+    }
+
     /// <summary>A real access token's claims, changed by <paramref name="change"/>, signed with the server's key (or another).</summary>
     private async Task<string> ForgeAsync(Action<Dictionary<string, object>> change, SigningCredentials? credentials = null)
     {

@@ -1,3 +1,4 @@
+using System.Net.Http.Json;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using Agentry.Data;
@@ -65,5 +66,33 @@ public sealed partial class AgentryApp
             await db.SaveChangesAsync();
         }
         return (id, email, password);
+    }
+
+    /// <summary>Creates an API key through the API (as <paramref name="admin"/>) and returns the secret.</summary>
+    public static async Task<string> CreateApiKeyAsync(HttpClient admin, Guid workspaceId, params string[] scopes)
+    {
+        var response = await admin.PostAsJsonAsync($"/api/v1/workspaces/{workspaceId}/api-keys", new { name = "test key", scopes });
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == System.Net.HttpStatusCode.Created, $"creating a key failed: {body}");
+        return JsonDocument.Parse(body).RootElement.GetProperty("key").GetString()!;
+    }
+
+    /// <summary>A client that authenticates with an API key.</summary>
+    public HttpClient KeyClient(string key)
+    {
+        var client = Client();
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        return client;
+    }
+
+    /// <summary>A new workspace (created by the bootstrap administrator), for tests that need their own.</summary>
+    public async Task<Guid> CreateWorkspaceAsync()
+    {
+        var admin = await AdminClientAsync();
+        var slug = $"ws-{Guid.NewGuid():N}"[..20];
+        var response = await admin.PostAsJsonAsync("/api/v1/workspaces", new { name = slug, slug });
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == System.Net.HttpStatusCode.Created, $"creating a workspace failed: {body}");
+        return JsonDocument.Parse(body).RootElement.GetProperty("id").GetGuid();
     }
 }

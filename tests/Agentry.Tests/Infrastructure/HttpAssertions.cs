@@ -28,6 +28,8 @@ public static class HttpAssertions
         return JsonSerializer.Deserialize<T>(text, JsonSerializerOptions.Web)!;
     }
 
+    public static StringContent Json(object body) => new(JsonSerializer.Serialize(body, JsonSerializerOptions.Web), System.Text.Encoding.UTF8, "application/json");
+
     public static Task<HttpResponseMessage> PostJsonAsync<T>(this HttpClient client, string url, T body) =>
         client.PostAsJsonAsync(url, body, JsonSerializerOptions.Web);
 

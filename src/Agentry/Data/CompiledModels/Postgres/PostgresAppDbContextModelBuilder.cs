@@ -12,12 +12,13 @@ namespace Agentry.Data.CompiledModels.Postgres
     public partial class PostgresAppDbContextModel
     {
         private PostgresAppDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("a996ec14-26ab-4af8-ae4e-7b0ff4c96248"), entityTypeCount: 8)
+            : base(skipDetectChanges: false, modelId: new Guid("87e9769c-21c2-487d-9c8e-489e67b99ae3"), entityTypeCount: 9)
         {
         }
 
         partial void Initialize()
         {
+            var apiKey = ApiKeyEntityType.Create(this);
             var membership = MembershipEntityType.Create(this);
             var signingKey = SigningKeyEntityType.Create(this);
             var user = UserEntityType.Create(this);
@@ -27,12 +28,14 @@ namespace Agentry.Data.CompiledModels.Postgres
             var openIddictEntityFrameworkCoreScope = OpenIddictEntityFrameworkCoreScopeEntityType.Create(this);
             var openIddictEntityFrameworkCoreToken = OpenIddictEntityFrameworkCoreTokenEntityType.Create(this);
 
+            ApiKeyEntityType.CreateForeignKey1(apiKey, workspace);
             MembershipEntityType.CreateForeignKey1(membership, user);
             MembershipEntityType.CreateForeignKey2(membership, workspace);
             OpenIddictEntityFrameworkCoreAuthorizationEntityType.CreateForeignKey1(openIddictEntityFrameworkCoreAuthorization, openIddictEntityFrameworkCoreApplication);
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey1(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreApplication);
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey2(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreAuthorization);
 
+            ApiKeyEntityType.CreateAnnotations(apiKey);
             MembershipEntityType.CreateAnnotations(membership);
             SigningKeyEntityType.CreateAnnotations(signingKey);
             UserEntityType.CreateAnnotations(user);

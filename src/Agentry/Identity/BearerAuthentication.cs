@@ -1,0 +1,114 @@
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authentication.JwtBearer;
+using Microsoft.Extensions.Options;
+using Microsoft.IdentityModel.Tokens;
+using static OpenIddict.Abstractions.OpenIddictConstants;
+
+namespace Agentry.Identity;
+
+/// <summary>Claims Agentry relies on, besides the standard <c>sub</c>, <c>email</c> and <c>name</c>.</summary>
+public static class AgentryClaims
+{
+    /// <summary>The API key a request authenticated with.</summary>
+    public const string KeyId = "agentry_key";
+
+    /// <summary>The one workspace a key (or service account) is bound to.</summary>
+    public const string WorkspaceId = "agentry_ws";
+
+    /// <summary>One claim per granted scope.</summary>
+    public const string Scope = "scope";
+
+    /// <summary>OpenIddict's id of the stored token entry, which carries its revocation status.</summary>
+    public const string TokenId = "oi_tkn_id";
+}
+
+/// <summary>
+/// How API requests authenticate: <c>Authorization: Bearer</c> with either an access token issued by
+/// /connect/token (a JWT, verified locally against the key ring) or an API key (<c>agt_…</c>).
+/// </summary>
+internal static class BearerAuthentication
+{
+    /// <summary>The default scheme: it picks the JWT or API-key handler by the credential's shape.</summary>
+    public const string Scheme = "Agentry";
+
+    public const string ApiKeyScheme = "ApiKey";
+
+    public static void AddBearerAuthentication(this IServiceCollection services)
+    {
+        services.AddHttpContextAccessor();
+        services.AddSingleton<TokenStatuses>();
+        services.AddAuthentication(Scheme)
+            .AddPolicyScheme(Scheme, "Access token or API key", o => o.ForwardDefaultSelector = SelectScheme)
+            .AddJwtBearer()
+            .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyScheme, null);
+        services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme)
+            .Configure<KeyRing, IHttpContextAccessor, IOptions<TokenOptions>>(ConfigureJwt);
+    }
+
+    /// <summary>
+    /// API routes authenticate with the bearer schemes only. The framework's middleware would also run
+    /// every OpenIddict request handler, which only /connect and /.well-known need.
+    /// </summary>
+    public static async Task AuthenticateAsync(HttpContext context, RequestDelegate next)
+    {
+        var result = await context.AuthenticateAsync(Scheme);
+        if (result.Principal is { } principal)
+        {
+            context.User = principal;
+        }
+        await next(context);
+    }
+
+    private static string SelectScheme(HttpContext context) =>
+        ApiKeyAuthenticationHandler.ReadCredential(context.Request) is { } credential && credential.StartsWith(ApiKeySecret.Marker, StringComparison.Ordinal)
+            ? ApiKeyScheme
+            : JwtBearerDefaults.AuthenticationScheme;
+
+    private static void ConfigureJwt(JwtBearerOptions jwt, KeyRing keys, IHttpContextAccessor http, IOptions<TokenOptions> options)
+    {
+        var issuer = options.Value.Issuer?.AbsoluteUri;
+        jwt.MapInboundClaims = false;
+        jwt.TokenValidationParameters = new TokenValidationParameters
+        {
+            // One pinned algorithm and token type: "none", HMAC with the public key, ID or refresh
+            // tokens never verify as access tokens.
+            ValidAlgorithms = [SecurityAlgorithms.RsaSha256],
+            ValidTypes = [JsonWebTokenTypes.AccessToken, JsonWebTokenTypes.Prefixes.Application + JsonWebTokenTypes.AccessToken],
+            ValidAudience = TokenOptions.Audience,
+            ValidIssuer = issuer,
+            // Unset issuer: OpenIddict issues for the request's own base URL, so that is what is valid.
+            IssuerValidator = issuer is null ? (iss, _, _) => MatchRequestIssuer(iss, http.HttpContext) : null,
+            // The ring is read on every validation, so keys rotated in by another node are picked up.
+            IssuerSigningKeyResolver = (_, _, kid, _) => keys.SigningKeys.Where(k => k.KeyId == kid),
+            ClockSkew = TimeSpan.FromSeconds(30),
+            NameClaimType = Claims.Name,
+            RoleClaimType = Claims.Role,
+        };
+        jwt.Events = new JwtBearerEvents { OnTokenValidated = RefuseRevokedAsync };
+    }
+
+    private static string MatchRequestIssuer(string issuer, HttpContext? context)
+    {
+        if (context is not null)
+        {
+            var request = context.Request;
+            var expected = new Uri($"{request.Scheme}://{request.Host}{request.PathBase}/").AbsoluteUri;
+            if (string.Equals(issuer, expected, StringComparison.Ordinal))
+            {
+                return issuer;
+            }
+        }
+        throw new SecurityTokenInvalidIssuerException("The token was issued by another server.") { InvalidIssuer = issuer };
+    }
+
+    /// <summary>Revoked (signed out, reused refresh chain) access tokens are refused on every node.</summary>
+    private static async Task RefuseRevokedAsync(TokenValidatedContext context)
+    {
+        var tokenId = context.Principal?.FindFirst(AgentryClaims.TokenId)?.Value;
+        var services = context.HttpContext.RequestServices;
+        if (tokenId is null || !await services.GetRequiredService<TokenStatuses>().IsValidAsync(tokenId, services, context.HttpContext.RequestAborted))
+        {
+            context.Fail("The access token was revoked.");
+        }
+    }
+}
