@@ -10,6 +10,9 @@ public sealed record ScopeRequirement(string Scope) : IAuthorizationRequirement;
 /// <summary>The least workspace role an endpoint needs, in the workspace named by a route value.</summary>
 public sealed record WorkspaceRoleRequirement(string Role, string RouteValue);
 
+/// <summary>Only platform administrators (never API keys) may call the endpoint.</summary>
+public sealed record PlatformAdminRequirement;
+
 /// <summary>
 /// Access rules declared on route groups and endpoints, so the rule is both enforced and readable
 /// from the endpoint table (the authorization matrix test is generated from it).
@@ -32,6 +35,19 @@ public static class AccessRules
         builder.AddEndpointFilter(CheckWorkspaceRoleAsync);
         return builder;
     }
+
+    /// <summary>Platform administrators only; anyone else gets 403.</summary>
+    public static TBuilder RequirePlatformAdmin<TBuilder>(this TBuilder builder) where TBuilder : IEndpointConventionBuilder
+    {
+        builder.WithMetadata(new PlatformAdminRequirement());
+        builder.AddEndpointFilter(CheckPlatformAdminAsync);
+        return builder;
+    }
+
+    private static async ValueTask<object?> CheckPlatformAdminAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next) =>
+        (await Caller.BindAsync(context.HttpContext)).IsPlatformAdmin
+            ? await next(context)
+            : Problem.Forbidden("Only platform administrators may do this.");
 
     private static async ValueTask<object?> CheckWorkspaceRoleAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {

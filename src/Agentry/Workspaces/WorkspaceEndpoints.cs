@@ -19,6 +19,7 @@ public static class WorkspaceEndpoints
             .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status500InternalServerError);
 
         group.MapPost("/", CreateAsync).WithName("CreateWorkspace").WithSummary("Create a workspace (platform administrators); the creator owns it")
+            .RequirePlatformAdmin()
             .ProducesValidationProblem().ProducesProblem(StatusCodes.Status403Forbidden).ProducesProblem(StatusCodes.Status409Conflict)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge).ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
         group.MapGet("/", ListAsync).WithName("ListWorkspaces").WithSummary("List the caller's workspaces (all, for platform administrators), a page at a time")

@@ -1,0 +1,176 @@
+using System.Net;
+using System.Text.Json;
+using Agentry.Identity;
+using Agentry.Tests.Infrastructure;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Agentry.Tests.Identity;
+
+/// <summary>
+/// Every endpoint the app maps × every kind of caller. Which calls must be refused is read from the
+/// access rules declared on the endpoints themselves (scope, workspace role, platform administrator),
+/// so a new endpoint is covered the moment it is mapped; one with a route value or body this test
+/// cannot fill in fails it until a sample is added here.
+/// </summary>
+public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixture<SqliteFixture>
+{
+    private readonly AgentryApp _app = fixture.App;
+
+    /// <summary>Outside /api only these may be called without a token.</summary>
+    private static readonly string[] AnonymousOutsideApi =
+        ["/health", "/health/ready", "/metrics", "/openapi/{documentName}.json", "/connect/token"];
+
+    /// <summary>A valid body per endpoint name, so a refusal is about who calls, not what is sent.</summary>
+    private static readonly Dictionary<string, object> Bodies = new()
+    {
+        ["CreateWorkspace"] = new { name = "matrix", slug = "matrix-" + Guid.NewGuid().ToString("N")[..8] },
+        ["UpdateWorkspace"] = new { name = "renamed" },
+        ["SetMember"] = new { role = Roles.Member },
+        ["CreateUser"] = new { email = $"m-{Guid.NewGuid():N}@agentry.test", displayName = "M", password = "matrix-password-1" },
+        ["UpdateUser"] = new { displayName = "renamed" },
+        ["CreateApiKey"] = new { name = "matrix", scopes = new[] { ApiKeyScopes.Chat } },
+    };
+
+    private sealed record Principal(string Name, HttpClient? Client, string? Role, bool IsKey = false, string[]? Scopes = null);
+
+    [Fact]
+    public async Task No_caller_gets_a_2xx_the_endpoint_rules_forbid_and_every_endpoint_is_documented()
+    {
+        var admin = fixture.Client;
+        var workspace = await _app.CreateWorkspaceAsync();
+        var other = await _app.CreateWorkspaceAsync();
+        var (victim, _, _) = await _app.CreateUserAsync(workspace, Roles.Member);
+        var key = await AgentryApp.CreateApiKeyAsync(admin, workspace, ApiKeyScopes.AgentsRead);
+        var keyId = (await (await _app.KeyClient(key).GetAsync("/api/v1/me")).ReadAsync<MeResponse>()).Id;
+        Principal[] principals =
+        [
+            new("anonymous", null, null),
+            new("viewer", await _app.UserClientAsync(workspace, Roles.Viewer), Roles.Viewer),
+            new("member", await _app.UserClientAsync(workspace, Roles.Member), Roles.Member),
+            new("admin", await _app.UserClientAsync(workspace, Roles.Admin), Roles.Admin),
+            new("other workspace's admin", await _app.UserClientAsync(other, Roles.Admin), null),
+            new("API key with only 'chat'", _app.KeyClient(await AgentryApp.CreateApiKeyAsync(admin, workspace, ApiKeyScopes.Chat)),
+                ApiKeyScopes.RoleFor([ApiKeyScopes.Chat]), IsKey: true, Scopes: [ApiKeyScopes.Chat]),
+        ];
+        var values = new Dictionary<string, string>
+        {
+            ["workspaces.id"] = workspace.ToString(),
+            ["users.id"] = victim.ToString(),
+            ["workspaceId"] = workspace.ToString(),
+            ["userId"] = victim.ToString(),
+            ["keyId"] = keyId.ToString(),
+        };
+        var openApi = JsonDocument.Parse(await admin.GetStringAsync("/openapi/v1.json")).RootElement.GetProperty("paths");
+
+        var endpoints = Endpoints();
+        var failures = new List<string>();
+        var checkedCalls = 0;
+        foreach (var (endpoint, method) in endpoints)
+        {
+            var pattern = endpoint.RoutePattern.RawText!;
+            if (!pattern.StartsWith("/api/", StringComparison.Ordinal))
+            {
+                Assert.Contains(pattern, AnonymousOutsideApi);
+                continue;
+            }
+            var documentedPath = Normalize(pattern);
+            Assert.True(openApi.TryGetProperty(documentedPath, out var path) && path.TryGetProperty(method.ToLowerInvariant(), out _),
+                $"{method} {pattern} is missing from the OpenAPI document");
+
+            var url = Fill(endpoint.RoutePattern, values);
+            var name = endpoint.Metadata.GetMetadata<IEndpointNameMetadata>()?.EndpointName ?? pattern;
+            object? body = null;
+            if (method is "POST" or "PUT" or "PATCH")
+            {
+                Assert.True(Bodies.TryGetValue(name, out body), $"Add a sample body for {name} ({method} {pattern}) to this test.");
+            }
+            foreach (var principal in principals)
+            {
+                var refusal = Refusal(endpoint, principal);
+                if (refusal is null && method != "GET")
+                {
+                    continue; // allowed writes would change the fixtures; allowed reads are checked below
+                }
+                var client = principal.Client ?? _app.Client();
+                using var request = new HttpRequestMessage(new HttpMethod(method), url);
+                if (body is not null)
+                {
+                    request.Content = HttpAssertions.Json(body);
+                }
+                var status = (int)(await client.SendAsync(request)).StatusCode;
+                checkedCalls++;
+                if (refusal is { } expected && !expected.Contains(status))
+                {
+                    failures.Add($"{principal.Name}: {method} {url} answered {status}, expected one of {string.Join('/', expected)}");
+                }
+                if (refusal is null && status is < 200 or > 299)
+                {
+                    failures.Add($"{principal.Name}: {method} {url} answered {status} though the rules allow it");
+                }
+            }
+        }
+
+        Assert.True(endpoints.Count > 10, "the endpoint list looks wrong");
+        Assert.True(checkedCalls > endpoints.Count, "too few calls were made");
+        Assert.True(failures.Count == 0, string.Join(Environment.NewLine, failures));
+    }
+
+    /// <summary>The statuses a refused call may get, or null when the rules allow it.</summary>
+    private static int[]? Refusal(RouteEndpoint endpoint, Principal principal)
+    {
+        if (principal.Client is null)
+        {
+            return [401];
+        }
+        var metadata = endpoint.Metadata;
+        if (metadata.GetMetadata<PlatformAdminRequirement>() is not null)
+        {
+            return [403];
+        }
+        var scopes = metadata.OfType<AuthorizationPolicy>().SelectMany(p => p.Requirements).OfType<ScopeRequirement>();
+        if (principal.IsKey && scopes.Any(s => !ApiKeyScopes.Grants(principal.Scopes!, s.Scope)))
+        {
+            return [403, 404];
+        }
+        if (metadata.GetMetadata<WorkspaceRoleRequirement>() is { } rule)
+        {
+            if (principal.Role is null)
+            {
+                return [404];
+            }
+            if (!Roles.Satisfies(principal.Role, rule.Role))
+            {
+                return [403];
+            }
+        }
+        return null;
+    }
+
+    private List<(RouteEndpoint Endpoint, string Method)> Endpoints() =>
+        _app.Services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>()
+            .SelectMany(e => (e.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods ?? []).Select(m => (e, m)))
+            .Where(x => !x.e.RoutePattern.RawText!.StartsWith("/docs", StringComparison.Ordinal))
+            .ToList();
+
+    private static string Fill(Microsoft.AspNetCore.Routing.Patterns.RoutePattern pattern, Dictionary<string, string> values)
+    {
+        var resource = pattern.RawText!.Split('/', StringSplitOptions.RemoveEmptyEntries).ElementAtOrDefault(2);
+        var url = pattern.RawText!;
+        foreach (var parameter in pattern.Parameters)
+        {
+            var value = values.GetValueOrDefault($"{resource}.{parameter.Name}") ?? values.GetValueOrDefault(parameter.Name)
+                ?? throw new InvalidOperationException($"Add a value for route parameter '{parameter.Name}' of {pattern.RawText} to this test.");
+            url = System.Text.RegularExpressions.Regex.Replace(url, $@"\{{{parameter.Name}(:[^}}]*)?\}}", value);
+        }
+        return url;
+    }
+
+    private static string Normalize(string pattern)
+    {
+        var path = System.Text.RegularExpressions.Regex.Replace(pattern, @"\{(\w+)(:[^}]*)?\}", "{$1}");
+        return path.Length > 1 ? path.TrimEnd('/') : path;
+    }
+}
