@@ -303,6 +303,13 @@ for ((i = 1; i <= 20; i++)); do
     [ -n "$WS_ID" ] || WS_ID=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "${resp%$'\n'*}")
 done
 
+# An API key for that workspace (lua/apikey.lua sends it).
+resp=$(curl -sS -w '\n%{http_code}' -X POST -H 'Content-Type: application/json' -H "Authorization: Bearer $BENCH_TOKEN" \
+    -d '{"name":"bench","scopes":["agents:read"]}' "$SVC/api/v1/workspaces/$WS_ID/api-keys") || die "could not create an API key"
+[ "${resp##*$'\n'}" = "201" ] || die "POST .../api-keys answered ${resp##*$'\n'}: ${resp%$'\n'*}"
+BENCH_API_KEY=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["key"])' "${resp%$'\n'*}")
+export BENCH_API_KEY
+
 # The targets, in the order they are driven. One entry: "name|url|optional wrk lua script".
 # The script path is relative to bench/ (e.g. lua/auth.lua setting an Authorization header; a
 # script can read secrets with os.getenv). Add authenticated endpoints here.
@@ -312,6 +319,7 @@ TARGETS=(
     "baseline-plaintext|http://127.0.0.1:$BASE_PORT/plaintext|"
     "health|$SVC/health|"
     "me-jwt|$SVC/api/v1/me|lua/auth.lua"
+    "me-apikey|$SVC/api/v1/me|lua/apikey.lua"
     "workspace-get|$SVC/api/v1/workspaces/$WS_ID|lua/auth.lua"
     "workspace-list|$SVC/api/v1/workspaces?limit=20|lua/auth.lua"
 )

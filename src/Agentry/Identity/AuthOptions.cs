@@ -19,6 +19,14 @@ public sealed class TokenOptions
     [Range(typeof(TimeSpan), "00:05:00", "365.00:00:00", ErrorMessage = "Agentry:Tokens:RefreshTokenLifetime must be between 00:05:00 and 365.00:00:00.")]
     public TimeSpan RefreshTokenLifetime { get; set; } = TimeSpan.FromDays(14);
 
+    /// <summary>How long a signing key signs before the next generation takes over.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "365.00:00:00", ErrorMessage = "Agentry:Tokens:SigningKeyRotation must be between 00:00:01 and 365.00:00:00.")]
+    public TimeSpan SigningKeyRotation { get; set; } = TimeSpan.FromDays(30);
+
+    /// <summary>How often every node reads the keys again (and rotates when due). A new key signs after two intervals.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.1", "01:00:00", ErrorMessage = "Agentry:Tokens:KeyRefreshInterval must be between 00:00:00.1 and 01:00:00.")]
+    public TimeSpan KeyRefreshInterval { get; set; } = TimeSpan.FromMinutes(1);
+
     /// <summary>Refuse token requests over plain http. Off by default so the embedded quick start works; turn on behind TLS (and set Agentry:Hosting:TrustedProxies when a gateway terminates it).</summary>
     public bool RequireHttps { get; set; }
 

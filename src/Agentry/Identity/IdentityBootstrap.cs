@@ -188,6 +188,9 @@ internal static partial class IdentityLog
     [LoggerMessage(5, LogLevel.Warning, "A used refresh token of user {Subject} was presented again: every token of authorization {AuthorizationId} is revoked")]
     public static partial void RefreshTokenReused(ILogger logger, string subject, string authorizationId);
 
+    [LoggerMessage(6, LogLevel.Warning, "Token keys not reloaded, the database is not reachable: {Reason}")]
+    public static partial void KeyReloadDeferred(ILogger logger, string reason);
+
     [LoggerMessage(3, LogLevel.Information, "Sign-in refused for {Email}: {Reason}")]
     public static partial void SignInRefused(ILogger logger, string email, string reason);
 }

@@ -22,6 +22,8 @@ public static class IdentityExtensions
         services.AddOptions<BootstrapOptions>().BindConfiguration(BootstrapOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<IPasswordHasher<User>, PasswordHasher<User>>();
         services.AddSingleton<KeyRing>();
+        services.AddHostedService<KeyRotation>();
+        services.AddSingleton<IOptionsChangeTokenSource<OpenIddictServerOptions>, KeyRingOptionsSource>();
         services.AddSingleton<IdentityBootstrap>();
         services.AddHostedService(sp => sp.GetRequiredService<IdentityBootstrap>());
 
