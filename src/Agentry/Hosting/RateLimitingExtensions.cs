@@ -32,24 +32,29 @@ public static class RateLimitingExtensions
         builder.Services.AddSingleton<RedisOutage>();
         builder.Services.AddSingleton<TokenBuckets>();
         builder.Services.AddRateLimiter(_ => { });
-        builder.Services.AddOptions<RateLimiterOptions>().Configure<TokenBuckets>(Configure);
+        builder.Services.AddOptions<RateLimiterOptions>().Configure<IOptions<RateLimitOptions>, TokenBuckets>(Configure);
         return builder;
     }
 
     /// <summary>After authentication (buckets are per principal) and routing (routes choose policies).</summary>
     public static WebApplication UseAgentryRateLimiting(this WebApplication app)
     {
-        if (app.Services.GetRequiredService<IOptions<RateLimitOptions>>().Value.Enabled)
-        {
-            app.UseRateLimiter();
-        }
+        app.UseRateLimiter();
         return app;
     }
 
-    private static void Configure(RateLimiterOptions limiter, TokenBuckets buckets)
+    /// <summary>Runs as the server starts, where a bad setting is reported as a configuration error.</summary>
+    private static void Configure(RateLimiterOptions limiter, IOptions<RateLimitOptions> options, TokenBuckets buckets)
     {
         limiter.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
         limiter.OnRejected = RejectAsync;
+        if (!options.Value.Enabled)
+        {
+            // Routes still name their policies, so the names must exist.
+            limiter.AddPolicy(RateLimitPolicies.Api, _ => Unlimited);
+            limiter.AddPolicy(RateLimitPolicies.SignIn, _ => Unlimited);
+            return;
+        }
         // Chained: a request needs a token from its principal's bucket and then from its workspace's.
         limiter.GlobalLimiter = PartitionedRateLimiter.CreateChained(
             PartitionedRateLimiter.Create<HttpContext, string>(context => DefaultApiBucket(context, buckets)),
