@@ -37,7 +37,8 @@ internal sealed class TokenBuckets(IOptions<RateLimitOptions> options, IOptions<
         TokensPerPeriod = settings.PermitsPerPeriod,
         ReplenishmentPeriod = settings.Period,
         QueueLimit = 0,
-        AutoReplenishment = true,
+        // The partitioned limiter's timer refills every bucket; auto-replenishment would add a timer per bucket.
+        AutoReplenishment = false,
     };
 
     private static RedisTokenBucketRateLimiterOptions InRedis(TokenBucketSettings settings, IConnectionMultiplexer redis) => new()
@@ -53,7 +54,7 @@ internal sealed class TokenBuckets(IOptions<RateLimitOptions> options, IOptions<
 /// A bucket in Redis with an in-process twin that takes over while Redis is unreachable: losing Redis
 /// loosens the limit to one per node for a while, it never turns requests into errors.
 /// </summary>
-internal sealed class RedisTokenBucket(RateLimiter redis, RateLimiter local, RedisOutage outage) : RateLimiter
+internal sealed class RedisTokenBucket(RateLimiter redis, TokenBucketRateLimiter local, RedisOutage outage) : ReplenishingRateLimiter
 {
     /// <summary>Longest wait for Redis before the request is judged by the in-process bucket.</summary>
     private static readonly TimeSpan RedisTimeout = TimeSpan.FromSeconds(1);
@@ -63,6 +64,13 @@ internal sealed class RedisTokenBucket(RateLimiter redis, RateLimiter local, Red
         local.IdleDuration is { } localIdle && redis.IdleDuration is { } redisIdle ? TimeSpan.FromTicks(Math.Min(localIdle.Ticks, redisIdle.Ticks)) : null;
 
     public override RateLimiterStatistics? GetStatistics() => null;
+
+    public override bool IsAutoReplenishing => false;
+
+    public override TimeSpan ReplenishmentPeriod => local.ReplenishmentPeriod;
+
+    /// <summary>Called by the partitioned limiter's timer; Redis refills by itself, from timestamps.</summary>
+    public override bool TryReplenish() => local.TryReplenish();
 
     /// <summary>Redis answers only asynchronously: its "not acquired" sends the middleware on to <see cref="AcquireAsyncCore"/>.</summary>
     protected override RateLimitLease AttemptAcquireCore(int permitCount) =>
