@@ -95,11 +95,7 @@ public sealed class RateLimitingTests
     public async Task Two_nodes_sharing_redis_enforce_one_limit_per_principal()
     {
         await using var database = await PostgresDatabase.CreateAsync();
-        var settings = Settings.Postgres(database.ConnectionString).With(new Dictionary<string, string?>
-        {
-            ["Agentry:Cache:Redis"] = TestServers.Redis,
-            ["Agentry:Cache:InstanceName"] = database.Name,
-        }).With(Limits("Api", burst: 4));
+        var settings = Settings.Cluster(database).With(Limits("Api", burst: 4));
         await using var nodeA = new AgentryApp(settings);
         await using var nodeB = new AgentryApp(settings);
         var (_, greedyEmail, greedyPassword) = await nodeA.CreateUserAsync();

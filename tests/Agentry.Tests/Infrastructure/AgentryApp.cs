@@ -91,6 +91,13 @@ public static class Settings
         ["Agentry:Storage:MaxPoolSize"] = "10",
     };
 
+    /// <summary>A node of a cluster: PostgreSQL and Redis shared with the other nodes, under the database's name.</summary>
+    public static Dictionary<string, string?> Cluster(PostgresDatabase database) => Postgres(database.ConnectionString).With(new Dictionary<string, string?>
+    {
+        ["Agentry:Cache:Redis"] = TestServers.Redis,
+        ["Agentry:Cache:InstanceName"] = database.Name,
+    });
+
     public static Dictionary<string, string?> With(this Dictionary<string, string?> settings, IReadOnlyDictionary<string, string?>? extra)
     {
         foreach (var (key, value) in extra ?? new Dictionary<string, string?>())
