@@ -15,7 +15,8 @@ internal sealed class TokenBuckets(IOptions<RateLimitOptions> options, IOptions<
     /// <summary>The policy of the bucket asked for last; a rejection comes from the last bucket a request tried.</summary>
     public const string PolicyItem = "agentry.ratelimit.policy";
 
-    private readonly IConnectionMultiplexer? _redis = services.GetService<IConnectionMultiplexer>();
+    // Resolved at the first request, not at start: connecting to an absent Redis waits for its connect timeout.
+    private readonly Lazy<IConnectionMultiplexer?> _redis = new(services.GetService<IConnectionMultiplexer>);
     private readonly string _redisPrefix = cache.Value.InstanceName + ":ratelimit:";
 
     public RateLimitPartition<string> Get(HttpContext context, string policy, string key)
@@ -23,10 +24,10 @@ internal sealed class TokenBuckets(IOptions<RateLimitOptions> options, IOptions<
         context.Items[PolicyItem] = policy;
         var settings = options.Value.For(policy);
         var partition = policy + ":" + key;
-        return _redis is null
+        return _redis.Value is not { } redis
             ? RateLimitPartition.GetTokenBucketLimiter(partition, _ => InProcess(settings))
             : RateLimitPartition.Get(partition, _ => new RedisTokenBucket(
-                new RedisTokenBucketRateLimiter<string>(_redisPrefix + partition, InRedis(settings, _redis)),
+                new RedisTokenBucketRateLimiter<string>(_redisPrefix + partition, InRedis(settings, redis)),
                 new TokenBucketRateLimiter(InProcess(settings)),
                 outage));
     }

@@ -146,6 +146,20 @@ public sealed class RateLimitingTests
         Assert.Equal(Enumerable.Repeat(HttpStatusCode.OK, 3).Concat(Enumerable.Repeat(HttpStatusCode.TooManyRequests, 3)), statuses);
     }
 
+    [Fact]
+    public async Task Switched_off_nothing_is_limited()
+    {
+        await using var app = AgentryApp.Sqlite(new Dictionary<string, string?> { ["Agentry:RateLimits:Enabled"] = "false" }
+            .With(Limits("Api", burst: 1)).With(Limits("SignIn", burst: 1)));
+        var client = await app.UserClientAsync();
+
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/api/v1/me")).StatusCode);
+        }
+        await app.AdminClientAsync();
+    }
+
     /// <summary>Settings for a bucket of <paramref name="burst"/> tokens that gains one a minute.</summary>
     private static Dictionary<string, string?> Limits(string bucket, int burst) => new()
     {
