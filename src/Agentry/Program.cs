@@ -16,11 +16,13 @@ builder.AddStorage();
 builder.AddCaching();
 builder.AddEgressGuard();
 builder.AddAgentryIdentity();
+builder.AddAgentryRateLimiting();
 
 var app = builder.BuildAgentry();
 
 app.UseAgentryHosting();
 app.UseAgentryIdentity();
+app.UseAgentryRateLimiting();
 app.MapHealth();
 app.MapTelemetry();
 app.MapApiDocs();

@@ -21,6 +21,7 @@ public sealed class ApiMetrics
     private readonly Histogram<double> _duration;
     private readonly Counter<long> _requests;
     private readonly Counter<long> _errors;
+    private readonly Counter<long> _rateLimitRejections;
     private long _httpConnections;
 
     public ApiMetrics(IMeterFactory meters, IEnumerable<ConnectionGauge> gauges)
@@ -33,6 +34,7 @@ public sealed class ApiMetrics
             });
         _requests = meter.CreateCounter<long>("api_request_total", description: "Total API requests");
         _errors = meter.CreateCounter<long>("api_errors_total", description: "Total API errors (status 400 and above)");
+        _rateLimitRejections = meter.CreateCounter<long>("rate_limit_rejections_total", description: "Requests refused with 429 by a rate limit policy");
         var sources = gauges.Prepend(new ConnectionGauge("http", () => Volatile.Read(ref _httpConnections))).ToArray();
         meter.CreateObservableGauge("active_connections",
             () => sources.Select(g => new Measurement<long>(g.Read(), new KeyValuePair<string, object?>("service", g.Service))),
@@ -46,6 +48,8 @@ public sealed class ApiMetrics
         try { await next(connection); }
         finally { Interlocked.Decrement(ref _httpConnections); }
     };
+
+    internal void RateLimitRejected(string policy) => _rateLimitRejections.Add(1, new KeyValuePair<string, object?>("policy", policy));
 
     internal async Task RecordAsync(HttpContext context, RequestDelegate next)
     {

@@ -13,4 +13,10 @@ internal static partial class HostingLog
 
     [LoggerMessage(4, LogLevel.Information, "Applied {Count} database migration(s) on {Provider}")]
     public static partial void MigrationsApplied(ILogger logger, int count, string provider);
+
+    [LoggerMessage(5, LogLevel.Warning, "Redis is unreachable; rate limits are enforced per node until it answers again")]
+    public static partial void RateLimitsInProcess(ILogger logger, Exception exception);
+
+    [LoggerMessage(6, LogLevel.Information, "Redis answers again; rate limits are shared by all nodes")]
+    public static partial void RateLimitsInRedisAgain(ILogger logger);
 }

@@ -21,7 +21,7 @@ public static class ProblemCodes
     public const string Conflict = "conflict";
     public const string PayloadTooLarge = "payload_too_large";
     public const string UnsupportedMediaType = "unsupported_media_type";
-    public const string TooManyRequests = "too_many_requests";
+    public const string RateLimited = "rate_limited";
     public const string InternalError = "internal_error";
     public const string Unavailable = "service_unavailable";
 
@@ -35,7 +35,7 @@ public static class ProblemCodes
         409 => Conflict,
         413 => PayloadTooLarge,
         415 => UnsupportedMediaType,
-        429 => TooManyRequests,
+        429 => RateLimited,
         503 => Unavailable,
         >= 500 => InternalError,
         _ => "http_" + status,

@@ -1,4 +1,5 @@
 using Agentry.Data;
+using Agentry.Hosting;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.Tokens;
@@ -88,7 +89,7 @@ public static class IdentityExtensions
 
     public static IEndpointRouteBuilder MapIdentity(this IEndpointRouteBuilder endpoints)
     {
-        endpoints.MapPost("/connect/token", TokenEndpoints.ExchangeAsync).ExcludeFromDescription();
+        endpoints.MapPost("/connect/token", TokenEndpoints.ExchangeAsync).RequireRateLimiting(RateLimitPolicies.SignIn).ExcludeFromDescription();
         endpoints.MapGroup("/api/v1/me").WithTags("Identity").RequireAuthorization()
             .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status500InternalServerError)
             .MapGet("/", MeEndpoints.GetAsync).WithName("GetMe").WithSummary("The signed-in user and their workspaces");

@@ -15,11 +15,7 @@ public sealed class RedisCacheTests
     public async Task Two_nodes_sharing_redis_see_each_others_writes_by_key_and_by_tag()
     {
         await using var database = await PostgresDatabase.CreateAsync();
-        var settings = Settings.Postgres(database.ConnectionString).With(new Dictionary<string, string?>
-        {
-            ["Agentry:Cache:Redis"] = TestServers.Redis,
-            ["Agentry:Cache:InstanceName"] = database.Name,
-        });
+        var settings = Settings.Cluster(database);
         await using var nodeA = new AgentryApp(settings);
         await using var nodeB = new AgentryApp(settings);
         var a = await nodeA.AdminClientAsync();

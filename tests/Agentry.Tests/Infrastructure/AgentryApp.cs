@@ -24,6 +24,12 @@ public sealed partial class AgentryApp(
         builder.UseSetting("Agentry:Telemetry:JsonLogs", "false");
         builder.UseSetting("Agentry:Bootstrap:AdminEmail", AdminEmail);
         builder.UseSetting("Agentry:Bootstrap:AdminPassword", AdminPassword);
+        // Tests sign in and call far faster than people do; the limiter stays in the pipeline with room
+        // to spare, and a test of the limits sets its own.
+        foreach (var (key, value) in GenerousRateLimits)
+        {
+            builder.UseSetting(key, value);
+        }
         foreach (var (key, value) in settings)
         {
             builder.UseSetting(key, value);
@@ -33,6 +39,10 @@ public sealed partial class AgentryApp(
             builder.ConfigureServices(services);
         }
     }
+
+    public static readonly IReadOnlyDictionary<string, string> GenerousRateLimits = new[] { "Api", "Workspace", "SignIn" }
+        .SelectMany(policy => new[] { ($"Agentry:RateLimits:{policy}:PermitsPerPeriod", "1000000"), ($"Agentry:RateLimits:{policy}:Burst", "1000000") })
+        .ToDictionary(setting => setting.Item1, setting => setting.Item2);
 
     public const string AdminEmail = "admin@agentry.test";
     public const string AdminPassword = "test-admin-password";
@@ -80,6 +90,13 @@ public static class Settings
         ["Agentry:Storage:MinPoolSize"] = "0",
         ["Agentry:Storage:MaxPoolSize"] = "10",
     };
+
+    /// <summary>A node of a cluster: PostgreSQL and Redis shared with the other nodes, under the database's name.</summary>
+    public static Dictionary<string, string?> Cluster(PostgresDatabase database) => Postgres(database.ConnectionString).With(new Dictionary<string, string?>
+    {
+        ["Agentry:Cache:Redis"] = TestServers.Redis,
+        ["Agentry:Cache:InstanceName"] = database.Name,
+    });
 
     public static Dictionary<string, string?> With(this Dictionary<string, string?> settings, IReadOnlyDictionary<string, string?>? extra)
     {
