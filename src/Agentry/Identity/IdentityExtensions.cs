@@ -11,7 +11,7 @@ namespace Agentry.Identity;
 public static class IdentityExtensions
 {
     /// <summary>
-    /// Users and memberships, the OAuth2 server (OpenIddict: password and refresh-token grants, keys
+    /// Users and memberships, the audit trail, the OAuth2 server (OpenIddict: password and refresh-token grants, keys
     /// kept in the database) and bearer-token validation for the API.
     /// </summary>
     public static IHostApplicationBuilder AddAgentryIdentity(this IHostApplicationBuilder builder)
@@ -24,6 +24,9 @@ public static class IdentityExtensions
         services.AddSingleton<KeyRing>();
         services.AddSingleton<IdentityBootstrap>();
         services.AddHostedService(sp => sp.GetRequiredService<IdentityBootstrap>());
+        services.AddHttpContextAccessor();
+        services.AddSingleton<AuditMetrics>();
+        services.AddScoped<AuditTrail>();
 
         services.AddOpenIddict()
             .AddCore(core => core.UseEntityFrameworkCore().UseDbContext<AppDbContext>())
@@ -80,6 +83,8 @@ public static class IdentityExtensions
         // WebApplication adds UseAuthentication() at the very front of the pipeline unless this marker
         // is set on the app itself; the branch above sets it only on the branch.
         ((IApplicationBuilder)app).Properties["__AuthenticationMiddlewareSet"] = true;
+        // Around authorization and the endpoints, so it sees the 403s of policies and of handlers alike.
+        app.Use(AuditTrail.RecordDenialsAsync);
         app.UseAuthorization();
         return app;
     }
@@ -95,6 +100,7 @@ public static class IdentityExtensions
             .MapGet("/", MeEndpoints.GetAsync).WithName("GetMe").WithSummary("The signed-in user and their workspaces");
         endpoints.MapUsers();
         endpoints.MapMembers();
+        endpoints.MapAudit();
         return endpoints;
     }
 

@@ -12,12 +12,13 @@ namespace Agentry.Data.CompiledModels.Postgres
     public partial class PostgresAppDbContextModel
     {
         private PostgresAppDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("a996ec14-26ab-4af8-ae4e-7b0ff4c96248"), entityTypeCount: 8)
+            : base(skipDetectChanges: false, modelId: new Guid("7428d117-2a49-46fa-ba35-0e8503cd4904"), entityTypeCount: 9)
         {
         }
 
         partial void Initialize()
         {
+            var auditEvent = AuditEventEntityType.Create(this);
             var membership = MembershipEntityType.Create(this);
             var signingKey = SigningKeyEntityType.Create(this);
             var user = UserEntityType.Create(this);
@@ -33,6 +34,7 @@ namespace Agentry.Data.CompiledModels.Postgres
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey1(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreApplication);
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey2(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreAuthorization);
 
+            AuditEventEntityType.CreateAnnotations(auditEvent);
             MembershipEntityType.CreateAnnotations(membership);
             SigningKeyEntityType.CreateAnnotations(signingKey);
             UserEntityType.CreateAnnotations(user);
