@@ -34,6 +34,9 @@ public sealed partial class AgentryApp(
         }
     }
 
+    private readonly Lock _startLock = new();
+    private bool _kestrelStarted;
+
     public const string AdminEmail = "admin@agentry.test";
     public const string AdminPassword = "test-admin-password";
 
@@ -48,8 +51,16 @@ public sealed partial class AgentryApp(
         {
             return CreateClient(new WebApplicationFactoryClientOptions { AllowAutoRedirect = false });
         }
-        UseKestrel(0);
-        StartServer();
+        lock (_startLock)
+        {
+            // Once per app: the factory refuses UseKestrel after its server has started.
+            if (!_kestrelStarted)
+            {
+                UseKestrel(0);
+                StartServer();
+                _kestrelStarted = true;
+            }
+        }
         return new HttpClient { BaseAddress = BaseUri };
     }
 
