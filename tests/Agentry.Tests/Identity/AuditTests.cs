@@ -195,14 +195,16 @@ public abstract class AuditContract(StorageFixture fixture)
 /// <summary>A real port, behind a trusted proxy on loopback: the client address comes from X-Forwarded-For when sent.</summary>
 public sealed class AuditSqliteFixture : SqliteFixture
 {
-    protected override IReadOnlyDictionary<string, string?> Extra => new Dictionary<string, string?> { ["Agentry:Hosting:TrustedProxies:0"] = "127.0.0.1" };
+    internal static readonly IReadOnlyDictionary<string, string?> BehindProxy = new Dictionary<string, string?> { ["Agentry:Hosting:TrustedProxies:0"] = "127.0.0.1" };
+
+    protected override IReadOnlyDictionary<string, string?> Extra => BehindProxy;
 
     protected override bool Kestrel => true;
 }
 
 public sealed class AuditPostgresFixture : PostgresFixture
 {
-    protected override IReadOnlyDictionary<string, string?> Extra => new Dictionary<string, string?> { ["Agentry:Hosting:TrustedProxies:0"] = "127.0.0.1" };
+    protected override IReadOnlyDictionary<string, string?> Extra => AuditSqliteFixture.BehindProxy;
 
     protected override bool Kestrel => true;
 }
