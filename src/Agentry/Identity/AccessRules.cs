@@ -24,8 +24,8 @@ public static class AccessRules
         builder.RequireAuthorization(policy => policy.RequireAuthenticatedUser().AddRequirements(new ScopeRequirement(scope)));
 
     /// <summary>
-    /// The caller needs at least <paramref name="role"/> in the workspace whose id is the route value
-    /// <paramref name="routeValue"/>: a workspace they cannot see answers 404 (never 403, which would
+    /// The caller needs at least <paramref name="role"/> in the workspace whose id is the route value (or,
+    /// failing that, the query parameter) <paramref name="routeValue"/>: a workspace they cannot see answers 404 (never 403, which would
     /// confirm it exists), one they see with too weak a role 403. Platform administrators pass.
     /// </summary>
     public static TBuilder RequireWorkspaceRole<TBuilder>(this TBuilder builder, string role, string routeValue = "workspaceId")
@@ -54,7 +54,8 @@ public static class AccessRules
         var http = context.HttpContext;
         // The most specific declaration wins (an endpoint's over its group's); the filter runs once per declaration.
         var rule = http.GetEndpoint()?.Metadata.GetMetadata<WorkspaceRoleRequirement>();
-        if (rule is null || !Guid.TryParse(http.Request.RouteValues[rule.RouteValue] as string, out var workspaceId))
+        var named = http.Request.RouteValues[rule?.RouteValue ?? ""] as string ?? http.Request.Query[rule?.RouteValue ?? ""].FirstOrDefault();
+        if (rule is null || !Guid.TryParse(named, out var workspaceId))
         {
             return await next(context);
         }

@@ -43,7 +43,7 @@ internal static class ApiKeyEndpoints
     }
 
     internal static async Task<Results<Created<CreatedApiKeyResponse>, ProblemHttpResult>> CreateAsync(
-        Guid workspaceId, CreateApiKeyRequest request, Caller caller, AppDbContext db, TimeProvider clock, CancellationToken ct)
+        Guid workspaceId, CreateApiKeyRequest request, Caller caller, AppDbContext db, AuditTrail audit, TimeProvider clock, CancellationToken ct)
     {
         if (caller.KeyId is not null)
         {
@@ -78,6 +78,8 @@ internal static class ApiKeyEndpoints
         };
         db.ApiKeys.Add(key);
         await db.SaveChangesAsync(ct);
+        await audit.RecordAsync(AuditActions.ApiKeyCreated, AuditOutcomes.Success, workspaceId, AuditTargets.ApiKey(key.Id),
+            new { key.Name, key.Prefix, scopes, key.ExpiresAt });
         var created = new CreatedApiKeyResponse(key.Id, key.WorkspaceId, key.Name, key.Prefix, scopes, key.CreatedBy, key.CreatedAt, key.ExpiresAt, null, null, secret);
         return TypedResults.Created($"/api/v1/workspaces/{workspaceId}/api-keys/{key.Id}", created);
     }
@@ -111,7 +113,7 @@ internal static class ApiKeyEndpoints
 
     /// <summary>Idempotent: revoking a revoked key succeeds again.</summary>
     internal static async Task<Results<NoContent, ProblemHttpResult>> RevokeAsync(
-        Guid workspaceId, Guid keyId, AppDbContext db, ApiKeyGrants grants, TimeProvider clock, CancellationToken ct)
+        Guid workspaceId, Guid keyId, AppDbContext db, ApiKeyGrants grants, AuditTrail audit, TimeProvider clock, CancellationToken ct)
     {
         var key = await db.ApiKeys.FirstOrDefaultAsync(k => k.Id == keyId && k.WorkspaceId == workspaceId, ct);
         if (key is null)
@@ -122,6 +124,7 @@ internal static class ApiKeyEndpoints
         {
             key.RevokedAt = clock.UtcNow();
             await db.SaveChangesAsync(ct);
+            await audit.RecordAsync(AuditActions.ApiKeyRevoked, AuditOutcomes.Success, workspaceId, AuditTargets.ApiKey(key.Id), new { key.Name, key.Prefix });
         }
         await grants.ForgetAsync(key.Hash, ct);
         return TypedResults.NoContent();

@@ -193,4 +193,8 @@ internal static partial class IdentityLog
 
     [LoggerMessage(3, LogLevel.Information, "Sign-in refused for {Email}: {Reason}")]
     public static partial void SignInRefused(ILogger logger, string email, string reason);
+
+    [LoggerMessage(20, LogLevel.Error, "Audit event not written: {Action} {Outcome} by user {ActorUserId} key {ActorKeyId} ({ActorName}) in workspace {WorkspaceId} on {Target} from {Ip}: {Detail}")]
+    public static partial void AuditWriteFailed(ILogger logger, Exception exception, string action, string outcome, Guid? actorUserId, Guid? actorKeyId,
+        string? actorName, Guid? workspaceId, string? target, string? ip, string? detail);
 }

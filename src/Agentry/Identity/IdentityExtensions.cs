@@ -12,8 +12,8 @@ namespace Agentry.Identity;
 public static class IdentityExtensions
 {
     /// <summary>
-    /// Users and memberships, the OAuth2 server (OpenIddict: password and refresh-token grants,
-    /// revocation, keys kept in the database), API keys, and bearer authentication for the API.
+    /// Users and memberships, the audit trail, the OAuth2 server (OpenIddict: password and refresh-token
+    /// grants, revocation, keys kept in the database and rotated), API keys, and bearer authentication.
     /// </summary>
     public static IHostApplicationBuilder AddAgentryIdentity(this IHostApplicationBuilder builder)
     {
@@ -27,6 +27,8 @@ public static class IdentityExtensions
         services.AddSingleton<IOptionsChangeTokenSource<OpenIddictServerOptions>, KeyRingOptionsSource>();
         services.AddSingleton<IdentityBootstrap>();
         services.AddHostedService(sp => sp.GetRequiredService<IdentityBootstrap>());
+        services.AddSingleton<AuditMetrics>();
+        services.AddScoped<AuditTrail>();
 
         services.AddOpenIddict()
             .AddCore(core => core.UseEntityFrameworkCore().UseDbContext<AppDbContext>())
@@ -77,6 +79,8 @@ public static class IdentityExtensions
         // WebApplication adds UseAuthentication() at the very front of the pipeline unless this marker
         // is set on the app itself; the branch above sets it only on the branch.
         ((IApplicationBuilder)app).Properties["__AuthenticationMiddlewareSet"] = true;
+        // Around authorization and the endpoints, so it sees the 403s of policies and of handlers alike.
+        app.Use(AuditTrail.RecordDenialsAsync);
         app.UseAuthorization();
         return app;
     }
@@ -96,6 +100,7 @@ public static class IdentityExtensions
         endpoints.MapUsers();
         endpoints.MapMembers();
         endpoints.MapApiKeys();
+        endpoints.MapAudit();
         return endpoints;
     }
 

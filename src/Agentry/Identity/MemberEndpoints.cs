@@ -42,7 +42,8 @@ internal static class MemberEndpoints
     }
 
     internal static async Task<Results<Ok<MemberResponse>, ProblemHttpResult>> SetAsync(
-        Guid workspaceId, Guid userId, SetMemberRequest request, Caller caller, AppDbContext db, IFusionCache cache, TimeProvider clock, CancellationToken ct)
+        Guid workspaceId, Guid userId, SetMemberRequest request, Caller caller, AppDbContext db, IFusionCache cache, TimeProvider clock, AuditTrail audit,
+        CancellationToken ct)
     {
         if (await RefuseAsync(caller, workspaceId, request.Role, ct) is { } refused)
         {
@@ -54,6 +55,7 @@ internal static class MemberEndpoints
             return Problem.NotFound($"User {userId} was not found.");
         }
         var membership = await db.Memberships.FirstOrDefaultAsync(m => m.WorkspaceId == workspaceId && m.UserId == userId, ct);
+        var previousRole = membership?.Role;
         if (membership is null)
         {
             membership = db.Memberships.Add(new Membership { WorkspaceId = workspaceId, UserId = userId, Role = request.Role, CreatedAt = clock.UtcNow() }).Entity;
@@ -68,11 +70,17 @@ internal static class MemberEndpoints
         }
         await db.SaveChangesAsync(ct);
         await InvalidateAsync(cache, workspaceId, ct);
+        if (previousRole != request.Role)
+        {
+            await audit.RecordAsync(
+                previousRole is null ? AuditActions.MemberAdded : AuditActions.MemberRoleChanged, AuditOutcomes.Success, workspaceId, AuditTargets.User(userId),
+                new { from = previousRole, to = request.Role });
+        }
         return TypedResults.Ok(new MemberResponse(user.Id, user.Email, user.DisplayName, membership.Role, membership.CreatedAt));
     }
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> RemoveAsync(
-        Guid workspaceId, Guid userId, Caller caller, AppDbContext db, IFusionCache cache, CancellationToken ct)
+        Guid workspaceId, Guid userId, Caller caller, AppDbContext db, IFusionCache cache, AuditTrail audit, CancellationToken ct)
     {
         var membership = await db.Memberships.FirstOrDefaultAsync(m => m.WorkspaceId == workspaceId && m.UserId == userId, ct);
         if (await RefuseAsync(caller, workspaceId, membership?.Role ?? Roles.Viewer, ct) is { } refused)
@@ -90,6 +98,7 @@ internal static class MemberEndpoints
         db.Memberships.Remove(membership);
         await db.SaveChangesAsync(ct);
         await InvalidateAsync(cache, workspaceId, ct);
+        await audit.RecordAsync(AuditActions.MemberRemoved, AuditOutcomes.Success, workspaceId, AuditTargets.User(userId), new { from = membership.Role });
         return TypedResults.NoContent();
     }
 

@@ -21,24 +21,24 @@ internal static class TokenEndpoints
     private const string WrongCredentials = "The email or password is wrong.";
 
     internal static async Task<IResult> ExchangeAsync(
-        HttpContext context, AppDbContext db, IPasswordHasher<User> hasher, IOptions<TokenOptions> options, TimeProvider clock, ILoggerFactory logs)
+        HttpContext context, AppDbContext db, IPasswordHasher<User> hasher, IOptions<TokenOptions> options, TimeProvider clock, AuditTrail audit, ILoggerFactory logs)
     {
         var request = context.GetOpenIddictServerRequest()
             ?? throw new InvalidOperationException("The OpenIddict server request is missing.");
         var logger = logs.CreateLogger(typeof(TokenEndpoints));
         if (request.IsPasswordGrantType())
         {
-            return await PasswordAsync(request, db, hasher, options.Value, clock, logger, context.RequestAborted);
+            return await PasswordAsync(request, db, hasher, options.Value, clock, new SignInAudit(audit, logger, request), context.RequestAborted);
         }
         if (request.IsRefreshTokenGrantType())
         {
-            return await RefreshAsync(context, db, clock);
+            return await RefreshAsync(context, db, clock, audit);
         }
         return Refuse(Errors.UnsupportedGrantType, "This grant type is not supported.");
     }
 
     private static async Task<IResult> PasswordAsync(
-        OpenIddictRequest request, AppDbContext db, IPasswordHasher<User> hasher, TokenOptions options, TimeProvider clock, ILogger logger, CancellationToken ct)
+        OpenIddictRequest request, AppDbContext db, IPasswordHasher<User> hasher, TokenOptions options, TimeProvider clock, SignInAudit audit, CancellationToken ct)
     {
         var email = request.Username ?? "";
         var user = await db.Users.FirstOrDefaultAsync(u => u.NormalizedEmail == User.Normalize(email), ct);
@@ -47,13 +47,11 @@ internal static class TokenEndpoints
         {
             // Same work as a real check, so response time does not tell which emails exist.
             hasher.VerifyHashedPassword(DummyUser, DummyHash, request.Password ?? "");
-            IdentityLog.SignInRefused(logger, email, "unknown email");
-            return Refuse(Errors.InvalidGrant, WrongCredentials);
+            return await audit.RefusedAsync(email, null, "unknown_email", WrongCredentials);
         }
         if (user.LockoutEnd > now)
         {
-            IdentityLog.SignInRefused(logger, email, "locked out");
-            return Refuse(Errors.InvalidGrant, $"Too many failed sign-ins; try again after {user.LockoutEnd:O}.");
+            return await audit.RefusedAsync(email, user, "locked_out", $"Too many failed sign-ins; try again after {user.LockoutEnd:O}.");
         }
         var verdict = user.PasswordHash is null
             ? PasswordVerificationResult.Failed
@@ -66,13 +64,11 @@ internal static class TokenEndpoints
                 user.LockoutEnd = now + options.LockoutDuration;
             }
             await db.SaveChangesAsync(ct);
-            IdentityLog.SignInRefused(logger, email, "wrong password");
-            return Refuse(Errors.InvalidGrant, WrongCredentials);
+            return await audit.RefusedAsync(email, user, user.LockoutEnd > now ? "wrong_password_locked_out" : "wrong_password", WrongCredentials);
         }
         if (user.IsDisabled)
         {
-            IdentityLog.SignInRefused(logger, email, "disabled");
-            return Refuse(Errors.InvalidGrant, "The account is disabled.");
+            return await audit.RefusedAsync(email, user, "disabled", "The account is disabled.");
         }
         if (verdict == PasswordVerificationResult.SuccessRehashNeeded)
         {
@@ -81,18 +77,23 @@ internal static class TokenEndpoints
         user.AccessFailedCount = 0;
         user.LockoutEnd = null;
         await db.SaveChangesAsync(ct);
+        await audit.SucceededAsync(user);
         return SignIn(user, request.GetScopes());
     }
 
-    private static async Task<IResult> RefreshAsync(HttpContext context, AppDbContext db, TimeProvider clock)
+    private static async Task<IResult> RefreshAsync(HttpContext context, AppDbContext db, TimeProvider clock, AuditTrail audit)
     {
         var result = await context.AuthenticateAsync(OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
         var subject = result.Principal?.GetClaim(Claims.Subject);
         var user = Guid.TryParse(subject, out var id) ? await db.Users.FindAsync([id], context.RequestAborted) : null;
         if (user is null || user.IsDisabled || user.LockoutEnd > clock.UtcNow())
         {
+            var reason = user is null ? "unknown_user" : user.IsDisabled ? "disabled" : "locked_out";
+            await audit.RecordAsync(user is null ? new AuditActor(null, null, null) : AuditActor.Of(user), AuditActions.TokenRefreshed, AuditOutcomes.Failure,
+                target: id == Guid.Empty ? null : AuditTargets.User(id), detail: new { reason });
             return Refuse(Errors.InvalidGrant, "The refresh token is no longer valid.");
         }
+        await audit.RecordAsync(AuditActor.Of(user), AuditActions.TokenRefreshed, AuditOutcomes.Success, target: AuditTargets.User(user.Id));
         return SignIn(user, result.Principal!.GetScopes());
     }
 
@@ -106,6 +107,21 @@ internal static class TokenEndpoints
         identity.SetResources(TokenOptions.Audience);
         identity.SetDestinations(static _ => [Destinations.AccessToken]);
         return Results.SignIn(new ClaimsPrincipal(identity), authenticationScheme: OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
+    }
+
+    /// <summary>Sign-in outcomes for the log and the audit trail; the password never reaches either.</summary>
+    private sealed class SignInAudit(AuditTrail audit, ILogger logger, OpenIddictRequest request)
+    {
+        public async Task<IResult> RefusedAsync(string email, User? user, string reason, string description)
+        {
+            IdentityLog.SignInRefused(logger, email, reason);
+            await audit.RecordAsync(new AuditActor(user?.Id, null, user?.Email ?? email), AuditActions.SignInFailed, AuditOutcomes.Failure,
+                target: user is null ? null : AuditTargets.User(user.Id), detail: new { reason, clientId = request.ClientId });
+            return Refuse(Errors.InvalidGrant, description);
+        }
+
+        public Task SucceededAsync(User user) => audit.RecordAsync(AuditActor.Of(user), AuditActions.SignInSucceeded, AuditOutcomes.Success,
+            target: AuditTargets.User(user.Id), detail: new { clientId = request.ClientId });
     }
 
     private static IResult Refuse(string error, string description) => Results.Forbid(

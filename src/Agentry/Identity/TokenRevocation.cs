@@ -50,7 +50,7 @@ internal sealed class TokenStatuses(IFusionCache cache)
 /// every node's cache, and revoking a refresh token (signing out) revokes its whole chain, access
 /// tokens included, as RFC 7009 §2.1 recommends.
 /// </summary>
-internal sealed class PropagateRevocation(TokenStatuses statuses, IOpenIddictTokenManager tokens) : IOpenIddictServerHandler<HandleRevocationRequestContext>
+internal sealed class PropagateRevocation(TokenStatuses statuses, IOpenIddictTokenManager tokens, AuditTrail audit) : IOpenIddictServerHandler<HandleRevocationRequestContext>
 {
     public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<HandleRevocationRequestContext>()
         .UseScopedHandler<PropagateRevocation>()
@@ -66,20 +66,24 @@ internal sealed class PropagateRevocation(TokenStatuses statuses, IOpenIddictTok
             return;
         }
         var ct = context.CancellationToken;
-        if (principal.HasTokenType(TokenTypeIdentifiers.RefreshToken) && principal.GetAuthorizationId() is { } authorizationId)
+        var chain = principal.HasTokenType(TokenTypeIdentifiers.RefreshToken) && principal.GetAuthorizationId() is not null;
+        if (chain)
         {
-            await statuses.RevokeChainAsync(tokens, authorizationId, ct);
+            await statuses.RevokeChainAsync(tokens, principal.GetAuthorizationId()!, ct);
         }
         await statuses.MarkRevokedAsync(tokenId, ct);
+        await audit.RecordAsync(AuditActor.Of(principal), AuditActions.TokenRevoked, AuditOutcomes.Success, target: $"token:{tokenId}",
+            detail: new { type = chain ? "refresh_token" : "access_token", chain });
     }
 }
 
 /// <summary>
 /// A refresh token presented a second time was probably stolen. OpenIddict then refuses it and revokes
 /// the tokens of its authorization in the database; this runs just before that, so the access tokens of
-/// the chain are refused at once on every node, and the event is logged.
+/// the chain are refused at once on every node, and the event is logged and audited.
 /// </summary>
-internal sealed class DetectRefreshTokenReuse(TokenStatuses statuses, IOpenIddictTokenManager tokens, ILogger<DetectRefreshTokenReuse> logger)
+internal sealed class DetectRefreshTokenReuse(
+    TokenStatuses statuses, IOpenIddictTokenManager tokens, AuditTrail audit, ILogger<DetectRefreshTokenReuse> logger)
     : IOpenIddictServerHandler<ValidateTokenContext>
 {
     public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<ValidateTokenContext>()
@@ -100,6 +104,8 @@ internal sealed class DetectRefreshTokenReuse(TokenStatuses statuses, IOpenIddic
         {
             IdentityLog.RefreshTokenReused(logger, context.Principal.GetClaim(Claims.Subject) ?? "unknown", authorizationId);
             await statuses.RevokeChainAsync(tokens, authorizationId, ct);
+            await audit.RecordAsync(AuditActor.Of(context.Principal), AuditActions.TokenReuseDetected, AuditOutcomes.Denied,
+                target: $"token:{tokenId}", detail: new { authorizationId });
         }
     }
 }

@@ -28,7 +28,7 @@ internal static class UserEndpoints
     }
 
     internal static async Task<Results<Created<UserResponse>, ProblemHttpResult>> CreateAsync(
-        CreateUserRequest request, Caller caller, AppDbContext db, IPasswordHasher<User> hasher, TimeProvider clock, CancellationToken ct)
+        CreateUserRequest request, Caller caller, AppDbContext db, IPasswordHasher<User> hasher, TimeProvider clock, AuditTrail audit, CancellationToken ct)
     {
         if (!caller.IsPlatformAdmin)
         {
@@ -53,6 +53,8 @@ internal static class UserEndpoints
         {
             return Problem.Conflict("email_taken", $"A user with email '{request.Email}' already exists.");
         }
+        await audit.RecordAsync(AuditActions.UserCreated, AuditOutcomes.Success, target: AuditTargets.User(user.Id),
+            detail: new { email = user.Email, isPlatformAdmin = user.IsPlatformAdmin });
         return TypedResults.Created($"/api/v1/users/{user.Id}", user.ToResponse());
     }
 
@@ -92,7 +94,8 @@ internal static class UserEndpoints
     }
 
     internal static async Task<Results<Ok<UserResponse>, ProblemHttpResult>> UpdateAsync(
-        Guid id, UpdateUserRequest request, Caller caller, AppDbContext db, IPasswordHasher<User> hasher, IFusionCache cache, CancellationToken ct)
+        Guid id, UpdateUserRequest request, Caller caller, AppDbContext db, IPasswordHasher<User> hasher, IFusionCache cache, AuditTrail audit,
+        CancellationToken ct)
     {
         if (!caller.IsPlatformAdmin)
         {
@@ -103,6 +106,7 @@ internal static class UserEndpoints
         {
             return NotFound(id);
         }
+        var changes = Changes(user, request);
         user.DisplayName = request.DisplayName?.Trim() ?? user.DisplayName;
         user.IsDisabled = request.IsDisabled ?? user.IsDisabled;
         user.IsPlatformAdmin = request.IsPlatformAdmin ?? user.IsPlatformAdmin;
@@ -115,7 +119,35 @@ internal static class UserEndpoints
         await db.SaveChangesAsync(ct);
         // Every node drops its copy, so a disabled user's tokens stop working everywhere at once.
         await cache.RemoveAsync(Caller.UserCacheKey(id), token: ct);
+        if (changes.Count > 0)
+        {
+            var action = changes.TryGetValue("isDisabled", out var disabled) && disabled is true ? AuditActions.UserDisabled : AuditActions.UserUpdated;
+            await audit.RecordAsync(action, AuditOutcomes.Success, target: AuditTargets.User(id), detail: changes);
+        }
         return TypedResults.Ok(user.ToResponse());
+    }
+
+    /// <summary>What an update changes, for the audit trail: new values, except that a password is only said to be reset.</summary>
+    private static Dictionary<string, object> Changes(User user, UpdateUserRequest request)
+    {
+        var changes = new Dictionary<string, object>();
+        if (request.DisplayName?.Trim() is { } name && name != user.DisplayName)
+        {
+            changes["displayName"] = name;
+        }
+        if (request.IsDisabled is { } disabled && disabled != user.IsDisabled)
+        {
+            changes["isDisabled"] = disabled;
+        }
+        if (request.IsPlatformAdmin is { } admin && admin != user.IsPlatformAdmin)
+        {
+            changes["isPlatformAdmin"] = admin;
+        }
+        if (request.Password is not null)
+        {
+            changes["passwordReset"] = true;
+        }
+        return changes;
     }
 
     private static ProblemHttpResult AdminsOnly() => Problem.Forbidden("Only platform administrators manage users.");

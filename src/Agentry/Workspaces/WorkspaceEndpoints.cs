@@ -16,6 +16,7 @@ public static class WorkspaceEndpoints
     public static IEndpointRouteBuilder MapWorkspaces(this IEndpointRouteBuilder endpoints)
     {
         var group = endpoints.MapGroup("/api/v1/workspaces").WithTags("Workspaces").RequireAuthorization()
+            .WithMetadata(new WorkspaceRouteParameter("id"))
             .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status500InternalServerError);
 
         group.MapPost("/", CreateAsync).WithName("CreateWorkspace").WithSummary("Create a workspace (platform administrators); the creator owns it")
@@ -38,7 +39,7 @@ public static class WorkspaceEndpoints
     }
 
     internal static async Task<Results<Created<WorkspaceResponse>, ProblemHttpResult>> CreateAsync(
-        CreateWorkspaceRequest request, Caller caller, AppDbContext db, IFusionCache cache, TimeProvider clock, CancellationToken ct)
+        CreateWorkspaceRequest request, Caller caller, AppDbContext db, IFusionCache cache, TimeProvider clock, AuditTrail audit, CancellationToken ct)
     {
         if (!caller.IsPlatformAdmin)
         {
@@ -65,6 +66,8 @@ public static class WorkspaceEndpoints
             return Problem.Conflict("slug_taken", $"A workspace with slug '{request.Slug}' already exists.");
         }
         await cache.RemoveByTagAsync(ListTag, token: ct);
+        await audit.RecordAsync(AuditActions.WorkspaceCreated, AuditOutcomes.Success, workspace.Id, AuditTargets.Workspace(workspace.Id),
+            new { slug = workspace.Slug, name = workspace.Name });
         return TypedResults.Created($"/api/v1/workspaces/{workspace.Id}", workspace.ToResponse());
     }
 
@@ -99,7 +102,8 @@ public static class WorkspaceEndpoints
     }
 
     internal static async Task<Results<Ok<WorkspaceResponse>, ProblemHttpResult>> UpdateAsync(
-        Guid id, UpdateWorkspaceRequest request, Caller caller, AppDbContext db, IFusionCache cache, TimeProvider clock, CancellationToken ct)
+        Guid id, UpdateWorkspaceRequest request, Caller caller, AppDbContext db, IFusionCache cache, TimeProvider clock, AuditTrail audit,
+        CancellationToken ct)
     {
         if (await AccessAsync(caller, id, Roles.Admin, ct) is { } refused)
         {
@@ -115,11 +119,13 @@ public static class WorkspaceEndpoints
         workspace.UpdatedAt = clock.UtcNow();
         await db.SaveChangesAsync(ct);
         await InvalidateAsync(cache, id, ct);
+        await audit.RecordAsync(AuditActions.WorkspaceUpdated, AuditOutcomes.Success, id, AuditTargets.Workspace(id),
+            new { name = request.Name, descriptionChanged = request.Description is not null });
         return TypedResults.Ok(workspace.ToResponse());
     }
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
-        Guid id, Caller caller, AppDbContext db, IFusionCache cache, CancellationToken ct)
+        Guid id, Caller caller, AppDbContext db, IFusionCache cache, AuditTrail audit, CancellationToken ct)
     {
         if (await AccessAsync(caller, id, Roles.Owner, ct) is { } refused)
         {
@@ -131,6 +137,7 @@ public static class WorkspaceEndpoints
             return NotFound(id);
         }
         await InvalidateAsync(cache, id, ct);
+        await audit.RecordAsync(AuditActions.WorkspaceDeleted, AuditOutcomes.Success, id, AuditTargets.Workspace(id));
         return TypedResults.NoContent();
     }
 

@@ -47,6 +47,8 @@ public sealed class MetricsTests
             System.Globalization.CultureInfo.InvariantCulture);
         Assert.InRange(ratio, 0.01, 0.99);
         Assert.Contains("cache_hits_total", text);
+        Assert.Matches(Series("audit_events_total", "action=\"workspace.created\"", "outcome=\"success\"") + @" 1(\s|$)", text);
+        Assert.Matches(Series("audit_events_total", "action=\"signin.succeeded\"", "outcome=\"success\"") + @" [1-9]", text);
     }
 
     /// <summary>A regex for one Prometheus sample line of <paramref name="name"/> carrying all the given labels (in name order).</summary>

@@ -88,6 +88,9 @@ public sealed class ApiKeyTests(SqliteFixture fixture) : IClassFixture<SqliteFix
         Assert.Equal(HttpStatusCode.NoContent, (await _admin.DeleteAsync($"/api/v1/workspaces/{workspace}/api-keys/{id}")).StatusCode);
         var revoked = await (await _admin.GetAsync($"/api/v1/workspaces/{workspace}/api-keys/{id}")).ReadAsync<JsonElement>();
         Assert.NotEqual(JsonValueKind.Null, revoked.GetProperty("revokedAt").ValueKind);
+        var audit = await (await _admin.GetAsync($"/api/v1/audit?workspaceId={workspace}&action=apikey.")).ReadAsync<Page<AuditEventResponse>>();
+        Assert.Equal([AuditActions.ApiKeyRevoked, AuditActions.ApiKeyCreated], audit.Items.Where(e => e.Target == AuditTargets.ApiKey(id)).Select(e => e.Action));
+        Assert.DoesNotContain(key, JsonSerializer.Serialize(audit));
 
         var expiring = await AgentryApp.CreateApiKeyAsync(_admin, workspace, "agents:read");
         await using (var scope = _app.Services.CreateAsyncScope())

@@ -80,7 +80,7 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
             Assert.True(openApi.TryGetProperty(documentedPath, out var path) && path.TryGetProperty(method.ToLowerInvariant(), out _),
                 $"{method} {pattern} is missing from the OpenAPI document");
 
-            var url = Fill(endpoint.RoutePattern, values);
+            var url = Fill(endpoint, values);
             var name = endpoint.Metadata.GetMetadata<IEndpointNameMetadata>()?.EndpointName ?? pattern;
             object? body = null;
             if (method is "POST" or "PUT" or "PATCH")
@@ -155,8 +155,10 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
             .Where(x => !x.e.RoutePattern.RawText!.StartsWith("/docs", StringComparison.Ordinal))
             .ToList();
 
-    private static string Fill(Microsoft.AspNetCore.Routing.Patterns.RoutePattern pattern, Dictionary<string, string> values)
+    private static string Fill(RouteEndpoint endpoint, Dictionary<string, string> values)
     {
+        var pattern = endpoint.RoutePattern;
+        var rule = endpoint.Metadata.GetMetadata<WorkspaceRoleRequirement>();
         var resource = pattern.RawText!.Split('/', StringSplitOptions.RemoveEmptyEntries).ElementAtOrDefault(2);
         var url = pattern.RawText!;
         foreach (var parameter in pattern.Parameters)
@@ -164,6 +166,11 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
             var value = values.GetValueOrDefault($"{resource}.{parameter.Name}") ?? values.GetValueOrDefault(parameter.Name)
                 ?? throw new InvalidOperationException($"Add a value for route parameter '{parameter.Name}' of {pattern.RawText} to this test.");
             url = System.Text.RegularExpressions.Regex.Replace(url, $@"\{{{parameter.Name}(:[^}}]*)?\}}", value);
+        }
+        // A workspace named in the query string rather than the route (e.g. the audit log).
+        if (rule is not null && pattern.GetParameter(rule.RouteValue) is null)
+        {
+            url += $"?{rule.RouteValue}={values[rule.RouteValue]}";
         }
         return url;
     }

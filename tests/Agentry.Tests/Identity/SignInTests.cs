@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
+using Agentry.Data;
 using Agentry.Identity;
 using Agentry.Tests.Infrastructure;
 
@@ -53,7 +54,7 @@ public sealed class SignInTests(SqliteFixture fixture) : IClassFixture<SqliteFix
     [Fact]
     public async Task Refresh_tokens_rotate_and_a_replayed_one_revokes_the_chain()
     {
-        var (_, email, password) = await _app.CreateUserAsync();
+        var (userId, email, password) = await _app.CreateUserAsync();
         var first = await AgentryApp.RequestTokensAsync(_app.Client(), email, password, "offline_access");
         var r1 = first.GetProperty("refresh_token").GetString()!;
 
@@ -72,6 +73,9 @@ public sealed class SignInTests(SqliteFixture fixture) : IClassFixture<SqliteFix
         Assert.Equal("invalid_grant", (await ErrorAsync(afterReplay)).Error);
         // The chain's access tokens die with it, though they have not expired.
         Assert.Equal(HttpStatusCode.Unauthorized, (await client.GetAsync("/api/v1/me")).StatusCode);
+        var audit = await (await fixture.Client.GetAsync($"/api/v1/audit?action={AuditActions.TokenReuseDetected}&actorUserId={userId}"))
+            .ReadAsync<Page<AuditEventResponse>>();
+        Assert.Equal(AuditOutcomes.Denied, Assert.Single(audit.Items).Outcome);
     }
 
     [Fact]

@@ -43,6 +43,8 @@ public sealed partial class AgentryApp(
     public static readonly IReadOnlyDictionary<string, string> GenerousRateLimits = new[] { "Api", "Workspace", "SignIn" }
         .SelectMany(policy => new[] { ($"Agentry:RateLimits:{policy}:PermitsPerPeriod", "1000000"), ($"Agentry:RateLimits:{policy}:Burst", "1000000") })
         .ToDictionary(setting => setting.Item1, setting => setting.Item2);
+    private readonly Lock _startLock = new();
+    private bool _kestrelStarted;
 
     public const string AdminEmail = "admin@agentry.test";
     public const string AdminPassword = "test-admin-password";
@@ -58,8 +60,16 @@ public sealed partial class AgentryApp(
         {
             return CreateClient(new WebApplicationFactoryClientOptions { AllowAutoRedirect = false });
         }
-        UseKestrel(0);
-        StartServer();
+        lock (_startLock)
+        {
+            // Once per app: the factory refuses UseKestrel after its server has started.
+            if (!_kestrelStarted)
+            {
+                UseKestrel(0);
+                StartServer();
+                _kestrelStarted = true;
+            }
+        }
         return new HttpClient { BaseAddress = BaseUri };
     }
 

@@ -76,8 +76,9 @@ public sealed class AgentryProcess : IAsyncDisposable
             {
                 return (await client.GetAsync("/health")).IsSuccessStatusCode;
             }
-            catch (HttpRequestException)
+            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
             {
+                // Refused, or accepted but not answered within the probe's timeout while a loaded machine starts it.
                 return false;
             }
         }, within);

@@ -9,23 +9,29 @@ public abstract class StorageFixture : IAsyncLifetime
 
     public abstract string Provider { get; }
 
+    /// <summary>Settings beyond the provider's own, for a suite that needs them.</summary>
+    protected virtual IReadOnlyDictionary<string, string?>? Extra => null;
+
+    /// <summary>Listen on a real loopback port (a real client address, real headers).</summary>
+    protected virtual bool Kestrel => false;
+
     public virtual async ValueTask InitializeAsync() => Client = await App.AdminClientAsync();
 
     public virtual async ValueTask DisposeAsync() => await App.DisposeAsync();
 }
 
-public sealed class SqliteFixture : StorageFixture
+public class SqliteFixture : StorageFixture
 {
     public override string Provider => "sqlite";
 
     public override ValueTask InitializeAsync()
     {
-        App = AgentryApp.Sqlite();
+        App = AgentryApp.Sqlite(Extra, kestrel: Kestrel);
         return base.InitializeAsync();
     }
 }
 
-public sealed class PostgresFixture : StorageFixture
+public class PostgresFixture : StorageFixture
 {
     private PostgresDatabase _database = null!;
 
@@ -34,7 +40,7 @@ public sealed class PostgresFixture : StorageFixture
     public override async ValueTask InitializeAsync()
     {
         _database = await PostgresDatabase.CreateAsync();
-        App = new AgentryApp(Settings.Postgres(_database.ConnectionString));
+        App = new AgentryApp(Settings.Postgres(_database.ConnectionString).With(Extra), kestrel: Kestrel);
         await base.InitializeAsync();
     }
 

@@ -12,13 +12,14 @@ namespace Agentry.Data.CompiledModels.Postgres
     public partial class PostgresAppDbContextModel
     {
         private PostgresAppDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("87e9769c-21c2-487d-9c8e-489e67b99ae3"), entityTypeCount: 9)
+            : base(skipDetectChanges: false, modelId: new Guid("7df9dc9a-0315-41ea-9fb4-c6114108aa09"), entityTypeCount: 10)
         {
         }
 
         partial void Initialize()
         {
             var apiKey = ApiKeyEntityType.Create(this);
+            var auditEvent = AuditEventEntityType.Create(this);
             var membership = MembershipEntityType.Create(this);
             var signingKey = SigningKeyEntityType.Create(this);
             var user = UserEntityType.Create(this);
@@ -36,6 +37,7 @@ namespace Agentry.Data.CompiledModels.Postgres
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey2(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreAuthorization);
 
             ApiKeyEntityType.CreateAnnotations(apiKey);
+            AuditEventEntityType.CreateAnnotations(auditEvent);
             MembershipEntityType.CreateAnnotations(membership);
             SigningKeyEntityType.CreateAnnotations(signingKey);
             UserEntityType.CreateAnnotations(user);

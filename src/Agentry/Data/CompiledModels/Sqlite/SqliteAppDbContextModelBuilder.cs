@@ -11,13 +11,14 @@ namespace Agentry.Data.CompiledModels.Sqlite
     public partial class SqliteAppDbContextModel
     {
         private SqliteAppDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("48f56465-5a63-4fc7-b681-50cbeed0fcb9"), entityTypeCount: 9)
+            : base(skipDetectChanges: false, modelId: new Guid("3e4b3064-74f8-4cac-8c27-3aa05138c54c"), entityTypeCount: 10)
         {
         }
 
         partial void Initialize()
         {
             var apiKey = ApiKeyEntityType.Create(this);
+            var auditEvent = AuditEventEntityType.Create(this);
             var membership = MembershipEntityType.Create(this);
             var signingKey = SigningKeyEntityType.Create(this);
             var user = UserEntityType.Create(this);
@@ -35,6 +36,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey2(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreAuthorization);
 
             ApiKeyEntityType.CreateAnnotations(apiKey);
+            AuditEventEntityType.CreateAnnotations(auditEvent);
             MembershipEntityType.CreateAnnotations(membership);
             SigningKeyEntityType.CreateAnnotations(signingKey);
             UserEntityType.CreateAnnotations(user);

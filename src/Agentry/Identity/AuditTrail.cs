@@ -1,0 +1,134 @@
+using System.Data.Common;
+using System.Diagnostics.Metrics;
+using System.Security.Claims;
+using System.Text.Json;
+using Agentry.Data;
+using Agentry.Hosting;
+using Microsoft.EntityFrameworkCore;
+using OpenIddict.Abstractions;
+using static OpenIddict.Abstractions.OpenIddictConstants;
+
+namespace Agentry.Identity;
+
+/// <summary>Who acted: a user, an API key, or (a failed sign-in) only the name that was given.</summary>
+public sealed record AuditActor(Guid? UserId, Guid? KeyId, string? Name)
+{
+    public static AuditActor Of(User user) => new(user.Id, null, user.Email);
+
+    public static AuditActor Of(ClaimsPrincipal principal) => new(
+        Guid.TryParse(principal.GetClaim(Claims.Subject), out var user) ? user : null,
+        Guid.TryParse(principal.GetClaim(AgentryClaims.KeyId), out var key) ? key : null,
+        principal.GetClaim(Claims.Email) ?? principal.GetClaim(Claims.Name));
+}
+
+/// <summary>
+/// Appends security events to <c>audit_events</c>, taking the actor, IP and user agent from the current
+/// request. Each event is written by a database context of its own, so it neither rides on nor waits for
+/// the handler's unsaved changes, and a business write that fails does not take the event with it.
+/// </summary>
+internal sealed class AuditTrail(
+    IServiceScopeFactory scopes, IHttpContextAccessor http, TimeProvider clock, AuditMetrics metrics, ILogger<AuditTrail> logger)
+{
+    /// <summary>Records an event whose actor is the authenticated caller (or nobody, for an anonymous request).</summary>
+    public Task RecordAsync(string action, string outcome, Guid? workspaceId = null, string? target = null, object? detail = null) =>
+        RecordAsync(AuditActor.Of(http.HttpContext?.User ?? new ClaimsPrincipal()), action, outcome, workspaceId, target, detail);
+
+    /// <summary>
+    /// Records an event with an explicit actor, e.g. the user a sign-in is for. Never throws for a database
+    /// failure and is not cancelled by the request: the change it describes has already happened (see
+    /// docs/design-notes.md, "Audit"). A failed write is logged in full and counted instead.
+    /// </summary>
+    public async Task RecordAsync(AuditActor actor, string action, string outcome, Guid? workspaceId = null, string? target = null, object? detail = null)
+    {
+        var context = http.HttpContext;
+        var at = clock.UtcNow();
+        var entry = new AuditEvent
+        {
+            Id = Guid.CreateVersion7(new DateTimeOffset(at)),
+            At = at,
+            Action = action,
+            Outcome = outcome,
+            ActorUserId = actor.UserId,
+            ActorKeyId = actor.KeyId,
+            ActorName = Truncate(actor.Name, AuditEvent.ActorNameMaxLength),
+            WorkspaceId = workspaceId,
+            Target = Truncate(target, AuditEvent.TargetMaxLength),
+            Ip = context?.Connection.RemoteIpAddress is { } ip ? (ip.IsIPv4MappedToIPv6 ? ip.MapToIPv4() : ip).ToString() : null,
+            UserAgent = Truncate(context?.Request.Headers.UserAgent.ToString() is { Length: > 0 } agent ? agent : null, AuditEvent.UserAgentMaxLength),
+            Detail = Serialize(detail),
+        };
+        try
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+            db.AuditEvents.Add(entry);
+            await db.SaveChangesAsync(CancellationToken.None);
+            metrics.Recorded(action, outcome);
+        }
+        catch (Exception ex) when (ex is DbException or DbUpdateException or TimeoutException)
+        {
+            metrics.Lost(action);
+            IdentityLog.AuditWriteFailed(logger, ex, entry.Action, entry.Outcome, entry.ActorUserId, entry.ActorKeyId,
+                entry.ActorName, entry.WorkspaceId, entry.Target, entry.Ip, entry.Detail);
+        }
+    }
+
+    /// <summary>
+    /// Middleware around authorization and the endpoints: every 403 an authenticated caller receives, whether
+    /// from a policy or from a handler, becomes a <c>permission.denied</c> event.
+    /// </summary>
+    internal static async Task RecordDenialsAsync(HttpContext context, RequestDelegate next)
+    {
+        await next(context);
+        if (context.Response.StatusCode != StatusCodes.Status403Forbidden || context.User.Identity?.IsAuthenticated != true)
+        {
+            return;
+        }
+        var endpoint = context.GetEndpoint();
+        var workspaceParameter = endpoint?.Metadata.GetMetadata<WorkspaceRouteParameter>()?.Name ?? WorkspaceRouteParameter.Default;
+        var workspaceId = Guid.TryParse(context.GetRouteValue(workspaceParameter) as string, out var id) ? id : (Guid?)null;
+        var route = (endpoint as RouteEndpoint)?.RoutePattern.RawText;
+        await context.RequestServices.GetRequiredService<AuditTrail>().RecordAsync(
+            AuditActions.PermissionDenied, AuditOutcomes.Denied, workspaceId, $"{context.Request.Method} {context.Request.Path}", new { route });
+    }
+
+    private static string? Serialize(object? detail)
+    {
+        if (detail is null)
+        {
+            return null;
+        }
+        var json = JsonSerializer.Serialize(detail, JsonSerializerOptions.Web);
+        return json.Length <= AuditEvent.DetailMaxLength ? json : """{"truncated":true}""";
+    }
+
+    private static string? Truncate(string? value, int length) => value is { Length: var n } && n > length ? value[..length] : value;
+}
+
+/// <summary>
+/// Endpoint metadata naming the route value that holds the workspace id, where it is not
+/// <c>workspaceId</c> (the workspace resource itself uses <c>id</c>), so denials are filed under the workspace.
+/// </summary>
+internal sealed record WorkspaceRouteParameter(string Name)
+{
+    public const string Default = "workspaceId";
+}
+
+/// <summary><c>audit_events_total{action,outcome}</c>, and the events that could not be written.</summary>
+internal sealed class AuditMetrics
+{
+    private readonly Counter<long> _recorded;
+    private readonly Counter<long> _lost;
+
+    public AuditMetrics(IMeterFactory meters)
+    {
+        var meter = meters.Create(ApiMetrics.MeterName);
+        _recorded = meter.CreateCounter<long>("audit_events_total", description: "Audit events recorded");
+        _lost = meter.CreateCounter<long>("audit_write_failures_total", description: "Audit events that could not be written (they are in the error log)");
+    }
+
+    public void Recorded(string action, string outcome) =>
+        _recorded.Add(1, new KeyValuePair<string, object?>("action", action), new KeyValuePair<string, object?>("outcome", outcome));
+
+    public void Lost(string action) => _lost.Add(1, new KeyValuePair<string, object?>("action", action));
+}
