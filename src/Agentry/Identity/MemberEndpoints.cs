@@ -25,12 +25,8 @@ internal static class MemberEndpoints
     }
 
     internal static async Task<Results<Ok<IReadOnlyList<MemberResponse>>, ProblemHttpResult>> ListAsync(
-        Guid workspaceId, Caller caller, AppDbContext db, CancellationToken ct)
+        Guid workspaceId, AppDbContext db, CancellationToken ct)
     {
-        if (!await caller.HasRoleAsync(workspaceId, Roles.Viewer, ct))
-        {
-            return WorkspaceNotFound(workspaceId);
-        }
         IReadOnlyList<MemberResponse> members = await db.Memberships.AsNoTracking()
             .Where(m => m.WorkspaceId == workspaceId)
             .Join(db.Users, m => m.UserId, u => u.Id, (m, u) => new { m, u })

@@ -28,12 +28,8 @@ internal static class UserEndpoints
     }
 
     internal static async Task<Results<Created<UserResponse>, ProblemHttpResult>> CreateAsync(
-        CreateUserRequest request, Caller caller, AppDbContext db, IPasswordHasher<User> hasher, TimeProvider clock, AuditTrail audit, CancellationToken ct)
+        CreateUserRequest request, AppDbContext db, IPasswordHasher<User> hasher, TimeProvider clock, AuditTrail audit, CancellationToken ct)
     {
-        if (!caller.IsPlatformAdmin)
-        {
-            return AdminsOnly();
-        }
         var user = new User
         {
             Id = Guid.CreateVersion7(),
@@ -59,12 +55,8 @@ internal static class UserEndpoints
     }
 
     internal static async Task<Results<Ok<Page<UserResponse>>, ProblemHttpResult>> ListAsync(
-        [AsParameters] PageRequest page, Caller caller, AppDbContext db, CancellationToken ct)
+        [AsParameters] PageRequest page, AppDbContext db, CancellationToken ct)
     {
-        if (!caller.IsPlatformAdmin)
-        {
-            return AdminsOnly();
-        }
         if (page.Resolve(Sorts, out var sort, out var after) is { } invalid)
         {
             return invalid;
@@ -83,24 +75,16 @@ internal static class UserEndpoints
         return TypedResults.Ok(rows.ToPage(page.Size, last => new Cursor(sort, sort == "email" ? last.NormalizedEmail : null, last.Id), u => u.ToResponse()));
     }
 
-    internal static async Task<Results<Ok<UserResponse>, ProblemHttpResult>> GetAsync(Guid id, Caller caller, AppDbContext db, CancellationToken ct)
+    internal static async Task<Results<Ok<UserResponse>, ProblemHttpResult>> GetAsync(Guid id, AppDbContext db, CancellationToken ct)
     {
-        if (!caller.IsPlatformAdmin)
-        {
-            return AdminsOnly();
-        }
         var user = await db.Users.AsNoTracking().FirstOrDefaultAsync(u => u.Id == id, ct);
         return user is null ? NotFound(id) : TypedResults.Ok(user.ToResponse());
     }
 
     internal static async Task<Results<Ok<UserResponse>, ProblemHttpResult>> UpdateAsync(
-        Guid id, UpdateUserRequest request, Caller caller, AppDbContext db, IPasswordHasher<User> hasher, IFusionCache cache, AuditTrail audit,
+        Guid id, UpdateUserRequest request, AppDbContext db, IPasswordHasher<User> hasher, IFusionCache cache, AuditTrail audit,
         CancellationToken ct)
     {
-        if (!caller.IsPlatformAdmin)
-        {
-            return AdminsOnly();
-        }
         var user = await db.Users.FirstOrDefaultAsync(u => u.Id == id, ct);
         if (user is null)
         {
@@ -149,8 +133,6 @@ internal static class UserEndpoints
         }
         return changes;
     }
-
-    private static ProblemHttpResult AdminsOnly() => Problem.Forbidden("Only platform administrators manage users.");
 
     private static ProblemHttpResult NotFound(Guid id) => Problem.NotFound($"User {id} was not found.");
 }

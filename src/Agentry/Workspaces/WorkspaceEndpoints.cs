@@ -41,10 +41,6 @@ public static class WorkspaceEndpoints
     internal static async Task<Results<Created<WorkspaceResponse>, ProblemHttpResult>> CreateAsync(
         CreateWorkspaceRequest request, Caller caller, AppDbContext db, IFusionCache cache, TimeProvider clock, AuditTrail audit, CancellationToken ct)
     {
-        if (!caller.IsPlatformAdmin)
-        {
-            return Problem.Forbidden("Only platform administrators create workspaces.");
-        }
         var now = clock.UtcNow();
         var workspace = new Workspace
         {
@@ -88,12 +84,8 @@ public static class WorkspaceEndpoints
     }
 
     internal static async Task<Results<Ok<WorkspaceResponse>, ProblemHttpResult>> GetAsync(
-        Guid id, Caller caller, AppDbContext db, IFusionCache cache, CancellationToken ct)
+        Guid id, AppDbContext db, IFusionCache cache, CancellationToken ct)
     {
-        if (!await caller.HasRoleAsync(id, Roles.Viewer, ct))
-        {
-            return NotFound(id);
-        }
         var workspace = await cache.GetOrSetAsync(
             CacheKey(id),
             token => db.Workspaces.AsNoTracking().Where(w => w.Id == id).Select(w => w.ToResponse()).FirstOrDefaultAsync(token),
@@ -102,13 +94,9 @@ public static class WorkspaceEndpoints
     }
 
     internal static async Task<Results<Ok<WorkspaceResponse>, ProblemHttpResult>> UpdateAsync(
-        Guid id, UpdateWorkspaceRequest request, Caller caller, AppDbContext db, IFusionCache cache, TimeProvider clock, AuditTrail audit,
+        Guid id, UpdateWorkspaceRequest request, AppDbContext db, IFusionCache cache, TimeProvider clock, AuditTrail audit,
         CancellationToken ct)
     {
-        if (await AccessAsync(caller, id, Roles.Admin, ct) is { } refused)
-        {
-            return refused;
-        }
         var workspace = await db.Workspaces.FirstOrDefaultAsync(w => w.Id == id, ct);
         if (workspace is null)
         {
@@ -125,12 +113,8 @@ public static class WorkspaceEndpoints
     }
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
-        Guid id, Caller caller, AppDbContext db, IFusionCache cache, AuditTrail audit, CancellationToken ct)
+        Guid id, AppDbContext db, IFusionCache cache, AuditTrail audit, CancellationToken ct)
     {
-        if (await AccessAsync(caller, id, Roles.Owner, ct) is { } refused)
-        {
-            return refused;
-        }
         var deleted = await db.Workspaces.Where(w => w.Id == id).ExecuteDeleteAsync(ct);
         if (deleted == 0)
         {
@@ -139,21 +123,6 @@ public static class WorkspaceEndpoints
         await InvalidateAsync(cache, id, ct);
         await audit.RecordAsync(AuditActions.WorkspaceDeleted, AuditOutcomes.Success, id, AuditTargets.Workspace(id));
         return TypedResults.NoContent();
-    }
-
-    /// <summary>Another workspace is invisible (404); one the caller sees but may not change is 403.</summary>
-    private static async Task<ProblemHttpResult?> AccessAsync(Caller caller, Guid id, string required, CancellationToken ct)
-    {
-        if (caller.IsPlatformAdmin)
-        {
-            return null;
-        }
-        var role = await caller.RoleInAsync(id, ct);
-        if (role is null)
-        {
-            return NotFound(id);
-        }
-        return Roles.Satisfies(role, required) ? null : Problem.Forbidden($"This needs the {required} role in the workspace; the caller is {role}.");
     }
 
     private static IQueryable<Workspace> Visible(AppDbContext db, Caller caller) => caller.IsPlatformAdmin
