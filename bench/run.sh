@@ -159,7 +159,11 @@ launch_env() {
     LAUNCH_ENV=(env "${unset[@]}"
         ASPNETCORE_ENVIRONMENT=Production DOTNET_ENVIRONMENT=Production
         Logging__LogLevel__Default=Warning
-        Agentry__Bootstrap__AdminEmail="$ADMIN_EMAIL" Agentry__Bootstrap__AdminPassword="$ADMIN_PASSWORD")
+        Agentry__Bootstrap__AdminEmail="$ADMIN_EMAIL" Agentry__Bootstrap__AdminPassword="$ADMIN_PASSWORD"
+        # One principal drives all the load: the limiter stays in the path (its cost is measured) but
+        # with buckets large enough never to refuse.
+        Agentry__RateLimits__Api__PermitsPerPeriod=1000000 Agentry__RateLimits__Api__Period=00:00:00.1 Agentry__RateLimits__Api__Burst=1000000
+        Agentry__RateLimits__Workspace__PermitsPerPeriod=1000000 Agentry__RateLimits__Workspace__Period=00:00:00.1 Agentry__RateLimits__Workspace__Burst=1000000)
 }
 
 LAST_PID=""

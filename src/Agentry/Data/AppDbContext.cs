@@ -16,6 +16,7 @@ public abstract class AppDbContext(DbContextOptions options) : DbContext(options
     public DbSet<Membership> Memberships => Set<Membership>();
     public DbSet<SigningKey> SigningKeys => Set<SigningKey>();
     public DbSet<ApiKey> ApiKeys => Set<ApiKey>();
+    public DbSet<ServiceAccount> ServiceAccounts => Set<ServiceAccount>();
     public DbSet<AuditEvent> AuditEvents => Set<AuditEvent>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)

@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Authorization.Policy;
 
 namespace Agentry.Identity;
 
-/// <summary>The API-key scope an endpoint needs. Users pass (their workspace role decides).</summary>
+/// <summary>The scope an endpoint needs from an API key or service account. Users pass (their workspace role decides).</summary>
 public sealed record ScopeRequirement(string Scope) : IAuthorizationRequirement;
 
 /// <summary>The least workspace role an endpoint needs, in the workspace named by a route value.</summary>
@@ -81,17 +81,17 @@ internal sealed class ScopeAuthorizationHandler : AuthorizationHandler<ScopeRequ
     protected override Task HandleRequirementAsync(AuthorizationHandlerContext context, ScopeRequirement requirement)
     {
         var user = context.User;
-        if (!user.HasClaim(c => c.Type == AgentryClaims.KeyId))
+        if (!user.HasClaim(c => c.Type == AgentryClaims.WorkspaceId))
         {
             context.Succeed(requirement);
         }
-        else if (ApiKeyScopes.Grants(user.FindAll(AgentryClaims.Scope).Select(c => c.Value).ToArray(), requirement.Scope))
+        else if (ApiKeyScopes.Grants(AgentryClaims.ScopesOf(user), requirement.Scope))
         {
             context.Succeed(requirement);
         }
         else
         {
-            context.Fail(new AuthorizationFailureReason(this, $"The API key lacks the scope '{requirement.Scope}'."));
+            context.Fail(new AuthorizationFailureReason(this, $"The API key or service account lacks the scope '{requirement.Scope}'."));
         }
         return Task.CompletedTask;
     }

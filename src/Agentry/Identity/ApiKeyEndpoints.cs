@@ -45,9 +45,9 @@ internal static class ApiKeyEndpoints
     internal static async Task<Results<Created<CreatedApiKeyResponse>, ProblemHttpResult>> CreateAsync(
         Guid workspaceId, CreateApiKeyRequest request, Caller caller, AppDbContext db, AuditTrail audit, TimeProvider clock, CancellationToken ct)
     {
-        if (caller.KeyId is not null)
+        if (caller.IsWorkspaceBound)
         {
-            return Problem.Forbidden("API keys cannot create API keys; sign in as a workspace admin.");
+            return Problem.Forbidden("API keys and service accounts cannot create API keys; sign in as a workspace admin.");
         }
         var now = clock.UtcNow();
         var scopes = request.Scopes.Distinct(StringComparer.Ordinal).ToArray();

@@ -56,6 +56,8 @@ public static class AuditActions
     public const string TokenRevoked = "token.revoked";
     public const string ApiKeyCreated = "apikey.created";
     public const string ApiKeyRevoked = "apikey.revoked";
+    public const string ServiceAccountCreated = "serviceaccount.created";
+    public const string ServiceAccountDeleted = "serviceaccount.deleted";
     public const string MemberAdded = "member.added";
     public const string MemberRoleChanged = "member.role_changed";
     public const string MemberRemoved = "member.removed";
@@ -86,6 +88,8 @@ public static class AuditTargets
     public static string Workspace(Guid id) => $"workspace:{id}";
 
     public static string ApiKey(Guid id) => $"apikey:{id}";
+
+    public static string ServiceAccount(Guid id) => $"serviceaccount:{id}";
 }
 
 internal sealed class AuditEventConfiguration : IEntityTypeConfiguration<AuditEvent>

@@ -1,3 +1,4 @@
+using System.Security.Claims;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.Extensions.Options;
@@ -12,11 +13,17 @@ public static class AgentryClaims
     /// <summary>The API key a request authenticated with.</summary>
     public const string KeyId = "agentry_key";
 
-    /// <summary>The one workspace a key (or service account) is bound to.</summary>
+    /// <summary>The service account a client-credentials token was issued to.</summary>
+    public const string ServiceAccountId = "agentry_sa";
+
+    /// <summary>The one workspace a key or service account is bound to; principals without it are users.</summary>
     public const string WorkspaceId = "agentry_ws";
 
-    /// <summary>One claim per granted scope.</summary>
+    /// <summary>Granted scopes: one claim each (API keys) or one space-separated claim (OAuth tokens).</summary>
     public const string Scope = "scope";
+
+    public static string[] ScopesOf(ClaimsPrincipal principal) =>
+        principal.FindAll(Scope).SelectMany(c => c.Value.Split(' ', StringSplitOptions.RemoveEmptyEntries)).ToArray();
 
     /// <summary>OpenIddict's id of the stored token entry, which carries its revocation status.</summary>
     public const string TokenId = "oi_tkn_id";

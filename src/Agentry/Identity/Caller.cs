@@ -9,8 +9,8 @@ namespace Agentry.Identity;
 
 /// <summary>
 /// The authenticated principal behind a request, as handlers need it: a user (whether a platform
-/// administrator, their role in a workspace) or an API key (bound to one workspace, acting with the role
-/// its scopes imply). Bound from the request like any parameter (<c>Caller caller</c>).
+/// administrator, their role in a workspace) or an API key or service account (bound to one workspace,
+/// acting with the role its scopes imply). Bound from the request like any parameter (<c>Caller caller</c>).
 /// </summary>
 public sealed class Caller
 {
@@ -28,16 +28,17 @@ public sealed class Caller
         _cache = cache;
     }
 
-    private Caller(Guid keyId, Guid workspaceId, string[] scopes, AppDbContext db, IFusionCache cache)
+    private Caller(Guid? keyId, Guid? serviceAccountId, Guid workspaceId, string[] scopes, AppDbContext db, IFusionCache cache)
     {
         KeyId = keyId;
-        KeyWorkspaceId = workspaceId;
+        ServiceAccountId = serviceAccountId;
+        BoundWorkspaceId = workspaceId;
         Scopes = scopes;
         _db = db;
         _cache = cache;
     }
 
-    /// <summary>The signed-in user; <see cref="Guid.Empty"/> for an API key.</summary>
+    /// <summary>The signed-in user; <see cref="Guid.Empty"/> for an API key or a service account.</summary>
     public Guid UserId { get; }
 
     public bool IsPlatformAdmin { get; }
@@ -45,16 +46,22 @@ public sealed class Caller
     /// <summary>The API key the request authenticated with, if any.</summary>
     public Guid? KeyId { get; }
 
-    /// <summary>The one workspace an API key may act in.</summary>
-    public Guid? KeyWorkspaceId { get; }
+    /// <summary>The service account whose client-credentials token the request carries, if any.</summary>
+    public Guid? ServiceAccountId { get; }
 
-    /// <summary>An API key's scopes (empty for users, whose role decides).</summary>
+    /// <summary>The one workspace an API key or service account may act in.</summary>
+    public Guid? BoundWorkspaceId { get; }
+
+    /// <summary>True for API keys and service accounts: one workspace, rights by scope.</summary>
+    public bool IsWorkspaceBound => BoundWorkspaceId is not null;
+
+    /// <summary>The scopes of an API key or service account (empty for users, whose role decides).</summary>
     public IReadOnlyCollection<string> Scopes { get; }
 
     /// <summary>The caller's role in the workspace, or null when they are not a member.</summary>
-    public Task<string?> RoleInAsync(Guid workspaceId, CancellationToken ct) => KeyId is null
-        ? UserRoleInAsync(workspaceId, ct)
-        : Task.FromResult(workspaceId == KeyWorkspaceId ? ApiKeyScopes.RoleFor(Scopes) : null);
+    public Task<string?> RoleInAsync(Guid workspaceId, CancellationToken ct) => IsWorkspaceBound
+        ? Task.FromResult(workspaceId == BoundWorkspaceId ? ApiKeyScopes.RoleFor(Scopes) : null)
+        : UserRoleInAsync(workspaceId, ct);
 
     private Task<string?> UserRoleInAsync(Guid workspaceId, CancellationToken ct) =>
         _cache.GetOrSetAsync<string?>(
@@ -92,11 +99,12 @@ public sealed class Caller
         var db = services.GetRequiredService<AppDbContext>();
         var cache = services.GetRequiredService<IFusionCache>();
         var principal = context.User;
-        if (Guid.TryParse(principal.FindFirst(AgentryClaims.KeyId)?.Value, out var keyId)
-            && Guid.TryParse(principal.FindFirst(AgentryClaims.WorkspaceId)?.Value, out var workspaceId))
+        if (Guid.TryParse(principal.FindFirst(AgentryClaims.WorkspaceId)?.Value, out var workspaceId))
         {
-            var scopes = principal.FindAll(AgentryClaims.Scope).Select(c => c.Value).ToArray();
-            return new Caller(keyId, workspaceId, scopes, db, cache);
+            return new Caller(
+                Guid.TryParse(principal.FindFirst(AgentryClaims.KeyId)?.Value, out var keyId) ? keyId : null,
+                Guid.TryParse(principal.FindFirst(AgentryClaims.ServiceAccountId)?.Value, out var accountId) ? accountId : null,
+                workspaceId, AgentryClaims.ScopesOf(principal), db, cache);
         }
         var id = Guid.TryParse(context.User.GetClaim(Claims.Subject), out var subject) ? subject : Guid.Empty;
         var user = await cache.GetOrSetAsync<UserFlags?>(

@@ -34,9 +34,10 @@ public static class IdentityExtensions
             .AddCore(core => core.UseEntityFrameworkCore().UseDbContext<AppDbContext>())
             .AddServer(server =>
             {
-                server.SetTokenEndpointUris("connect/token").SetRevocationEndpointUris("connect/revoke");
-                server.AllowPasswordFlow().AllowRefreshTokenFlow();
-                server.RegisterScopes(Scopes.OfflineAccess, Scopes.Email, Scopes.Profile);
+                server.SetTokenEndpointUris("connect/token").SetRevocationEndpointUris("connect/revoke")
+                    .SetIntrospectionEndpointUris("connect/introspect");
+                server.AllowPasswordFlow().AllowRefreshTokenFlow().AllowClientCredentialsFlow();
+                server.RegisterScopes([Scopes.OfflineAccess, Scopes.Email, Scopes.Profile, .. ApiKeyScopes.All]);
                 server.SetAccessTokenLifetime(tokens.AccessTokenLifetime).SetRefreshTokenLifetime(tokens.RefreshTokenLifetime);
                 // Rotation without grace: presenting a redeemed refresh token again revokes its whole chain.
                 server.SetRefreshTokenReuseLeeway(TimeSpan.Zero);
@@ -100,6 +101,7 @@ public static class IdentityExtensions
         endpoints.MapUsers();
         endpoints.MapMembers();
         endpoints.MapApiKeys();
+        endpoints.MapServiceAccounts();
         endpoints.MapAudit();
         return endpoints;
     }

@@ -7,7 +7,7 @@ namespace Agentry.Identity;
 
 public sealed record MembershipResponse(Guid WorkspaceId, string WorkspaceSlug, string WorkspaceName, string Role);
 
-/// <summary>The caller: a user (<c>kind</c> "user") or an API key ("apiKey", with its scopes and no email).</summary>
+/// <summary>The caller: a user (<c>kind</c> "user"), an API key ("apiKey") or a service account ("serviceAccount"); the last two with their scopes and no email.</summary>
 public sealed record MeResponse(
     string Kind, Guid Id, string? Email, string DisplayName, bool IsPlatformAdmin, IReadOnlyList<MembershipResponse> Memberships,
     IReadOnlyCollection<string>? Scopes = null);
@@ -17,9 +17,9 @@ internal static class MeEndpoints
     /// <summary>A deleted or disabled user's token is refused (401) while binding <see cref="Caller"/>, as everywhere.</summary>
     internal static async Task<Results<Ok<MeResponse>, ProblemHttpResult>> GetAsync(Caller caller, AppDbContext db, CancellationToken ct)
     {
-        if (caller.KeyId is { } keyId)
+        if (caller.IsWorkspaceBound)
         {
-            return await KeyAsync(caller, keyId, db, ct);
+            return await WorkspaceBoundAsync(caller, db, ct);
         }
         var id = caller.UserId;
         var user = await db.Users.AsNoTracking().FirstOrDefaultAsync(u => u.Id == id, ct);
@@ -34,14 +34,17 @@ internal static class MeEndpoints
         return TypedResults.Ok(new MeResponse("user", user.Id, user.Email, user.DisplayName, user.IsPlatformAdmin, memberships));
     }
 
-    private static async Task<Results<Ok<MeResponse>, ProblemHttpResult>> KeyAsync(Caller caller, Guid keyId, AppDbContext db, CancellationToken ct)
+    private static async Task<Results<Ok<MeResponse>, ProblemHttpResult>> WorkspaceBoundAsync(Caller caller, AppDbContext db, CancellationToken ct)
     {
         var role = ApiKeyScopes.RoleFor(caller.Scopes);
-        var key = await db.ApiKeys.AsNoTracking().Where(k => k.Id == keyId)
-            .Join(db.Workspaces, k => k.WorkspaceId, w => w.Id, (k, w) => new { k.Name, Workspace = new MembershipResponse(w.Id, w.Slug, w.Name, role) })
+        var (kind, id, names) = caller.KeyId is { } keyId
+            ? ("apiKey", keyId, db.ApiKeys.Where(k => k.Id == keyId).Select(k => new { k.Name, k.WorkspaceId }))
+            : ("serviceAccount", caller.ServiceAccountId!.Value, db.ServiceAccounts.Where(a => a.Id == caller.ServiceAccountId).Select(a => new { a.Name, a.WorkspaceId }));
+        var found = await names.AsNoTracking()
+            .Join(db.Workspaces, n => n.WorkspaceId, w => w.Id, (n, w) => new { n.Name, Workspace = new MembershipResponse(w.Id, w.Slug, w.Name, role) })
             .FirstOrDefaultAsync(ct);
-        return key is null
-            ? Problem.NotFound("The API key no longer exists.")
-            : TypedResults.Ok(new MeResponse("apiKey", keyId, null, key.Name, false, [key.Workspace], caller.Scopes));
+        return found is null
+            ? Problem.NotFound("The API key or service account no longer exists.")
+            : TypedResults.Ok(new MeResponse(kind, id, null, found.Name, false, [found.Workspace], caller.Scopes));
     }
 }

@@ -34,6 +34,10 @@ internal static class TokenEndpoints
         {
             return await RefreshAsync(context, db, clock, audit);
         }
+        if (request.IsClientCredentialsGrantType())
+        {
+            return await ClientCredentialsAsync(request, db, context.RequestAborted);
+        }
         return Refuse(Errors.UnsupportedGrantType, "This grant type is not supported.");
     }
 
@@ -95,6 +99,31 @@ internal static class TokenEndpoints
         }
         await audit.RecordAsync(AuditActor.Of(user), AuditActions.TokenRefreshed, AuditOutcomes.Success, target: AuditTargets.User(user.Id));
         return SignIn(user, result.Principal!.GetScopes());
+    }
+
+    /// <summary>
+    /// A service account (OpenIddict has checked its secret): a token bound to its workspace, with the scopes
+    /// asked for (all of its scopes when none are), never more than it has.
+    /// </summary>
+    private static async Task<IResult> ClientCredentialsAsync(OpenIddictRequest request, AppDbContext db, CancellationToken ct)
+    {
+        var account = await db.ServiceAccounts.AsNoTracking().FirstOrDefaultAsync(a => a.ClientId == request.ClientId && a.DisabledAt == null, ct);
+        if (account is null)
+        {
+            return Refuse(Errors.InvalidClient, "The service account does not exist or was deleted.");
+        }
+        var granted = account.Scopes.Split(' ');
+        var asked = request.GetScopes();
+        var scopes = asked.IsEmpty ? granted : granted.Intersect(asked).ToArray();
+        var identity = new ClaimsIdentity(TokenValidationParameters.DefaultAuthenticationType, Claims.Name, Claims.Role);
+        identity.SetClaim(Claims.Subject, account.ClientId)
+            .SetClaim(Claims.Name, account.Name)
+            .SetClaim(AgentryClaims.ServiceAccountId, account.Id.ToString())
+            .SetClaim(AgentryClaims.WorkspaceId, account.WorkspaceId.ToString());
+        identity.SetScopes(scopes);
+        identity.SetResources(TokenOptions.Audience);
+        identity.SetDestinations(static _ => [Destinations.AccessToken]);
+        return Results.SignIn(new ClaimsPrincipal(identity), authenticationScheme: OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
     }
 
     private static IResult SignIn(User user, IEnumerable<string> scopes)

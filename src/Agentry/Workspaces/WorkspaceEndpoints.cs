@@ -74,7 +74,7 @@ public static class WorkspaceEndpoints
         {
             return invalid;
         }
-        var scope = caller.IsPlatformAdmin ? "all" : caller.KeyWorkspaceId is { } only ? $"key:{only}" : caller.UserId.ToString();
+        var scope = caller.IsPlatformAdmin ? "all" : caller.BoundWorkspaceId is { } only ? $"key:{only}" : caller.UserId.ToString();
         var result = await cache.GetOrSetAsync(
             $"workspaces:list:{scope}:{sort}:{page.Size}:{page.Cursor}",
             token => QueryPageAsync(Visible(db, caller), sort, after, page.Size, token),
@@ -127,7 +127,7 @@ public static class WorkspaceEndpoints
 
     private static IQueryable<Workspace> Visible(AppDbContext db, Caller caller) => caller.IsPlatformAdmin
         ? db.Workspaces.AsNoTracking()
-        : caller.KeyWorkspaceId is { } only
+        : caller.BoundWorkspaceId is { } only
         ? db.Workspaces.AsNoTracking().Where(w => w.Id == only)
         : db.Workspaces.AsNoTracking().Where(w => db.Memberships.Any(m => m.WorkspaceId == w.Id && m.UserId == caller.UserId));
 

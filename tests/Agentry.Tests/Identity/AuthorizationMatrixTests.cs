@@ -32,6 +32,7 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
         ["CreateUser"] = new { email = $"m-{Guid.NewGuid():N}@agentry.test", displayName = "M", password = "matrix-password-1" },
         ["UpdateUser"] = new { displayName = "renamed" },
         ["CreateApiKey"] = new { name = "matrix", scopes = new[] { ApiKeyScopes.Chat } },
+        ["CreateServiceAccount"] = new { name = "matrix", scopes = new[] { ApiKeyScopes.Chat } },
     };
 
     private sealed record Principal(string Name, HttpClient? Client, string? Role, bool IsKey = false, string[]? Scopes = null);
@@ -45,6 +46,8 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
         var (victim, _, _) = await _app.CreateUserAsync(workspace, Roles.Member);
         var key = await AgentryApp.CreateApiKeyAsync(admin, workspace, ApiKeyScopes.AgentsRead);
         var keyId = (await (await _app.KeyClient(key).GetAsync("/api/v1/me")).ReadAsync<MeResponse>()).Id;
+        var account = (await (await admin.PostJsonAsync($"/api/v1/workspaces/{workspace}/service-accounts", Bodies["CreateServiceAccount"]))
+            .ReadAsync<JsonElement>(HttpStatusCode.Created)).GetProperty("id").GetString()!;
         Principal[] principals =
         [
             new("anonymous", null, null),
@@ -62,6 +65,7 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
             ["workspaceId"] = workspace.ToString(),
             ["userId"] = victim.ToString(),
             ["keyId"] = keyId.ToString(),
+            ["accountId"] = account,
         };
         var openApi = JsonDocument.Parse(await admin.GetStringAsync("/openapi/v1.json")).RootElement.GetProperty("paths");
 

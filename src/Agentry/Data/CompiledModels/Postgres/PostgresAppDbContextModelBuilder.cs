@@ -12,7 +12,7 @@ namespace Agentry.Data.CompiledModels.Postgres
     public partial class PostgresAppDbContextModel
     {
         private PostgresAppDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("7df9dc9a-0315-41ea-9fb4-c6114108aa09"), entityTypeCount: 10)
+            : base(skipDetectChanges: false, modelId: new Guid("9c88df6c-38a1-44bc-8e32-894ee9c6a3d2"), entityTypeCount: 11)
         {
         }
 
@@ -21,6 +21,7 @@ namespace Agentry.Data.CompiledModels.Postgres
             var apiKey = ApiKeyEntityType.Create(this);
             var auditEvent = AuditEventEntityType.Create(this);
             var membership = MembershipEntityType.Create(this);
+            var serviceAccount = ServiceAccountEntityType.Create(this);
             var signingKey = SigningKeyEntityType.Create(this);
             var user = UserEntityType.Create(this);
             var workspace = WorkspaceEntityType.Create(this);
@@ -32,6 +33,7 @@ namespace Agentry.Data.CompiledModels.Postgres
             ApiKeyEntityType.CreateForeignKey1(apiKey, workspace);
             MembershipEntityType.CreateForeignKey1(membership, user);
             MembershipEntityType.CreateForeignKey2(membership, workspace);
+            ServiceAccountEntityType.CreateForeignKey1(serviceAccount, workspace);
             OpenIddictEntityFrameworkCoreAuthorizationEntityType.CreateForeignKey1(openIddictEntityFrameworkCoreAuthorization, openIddictEntityFrameworkCoreApplication);
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey1(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreApplication);
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey2(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreAuthorization);
@@ -39,6 +41,7 @@ namespace Agentry.Data.CompiledModels.Postgres
             ApiKeyEntityType.CreateAnnotations(apiKey);
             AuditEventEntityType.CreateAnnotations(auditEvent);
             MembershipEntityType.CreateAnnotations(membership);
+            ServiceAccountEntityType.CreateAnnotations(serviceAccount);
             SigningKeyEntityType.CreateAnnotations(signingKey);
             UserEntityType.CreateAnnotations(user);
             WorkspaceEntityType.CreateAnnotations(workspace);

@@ -11,7 +11,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
     public partial class SqliteAppDbContextModel
     {
         private SqliteAppDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("3e4b3064-74f8-4cac-8c27-3aa05138c54c"), entityTypeCount: 10)
+            : base(skipDetectChanges: false, modelId: new Guid("84926d3f-b35e-4e6d-a2a9-eb981c22cfb7"), entityTypeCount: 11)
         {
         }
 
@@ -20,6 +20,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
             var apiKey = ApiKeyEntityType.Create(this);
             var auditEvent = AuditEventEntityType.Create(this);
             var membership = MembershipEntityType.Create(this);
+            var serviceAccount = ServiceAccountEntityType.Create(this);
             var signingKey = SigningKeyEntityType.Create(this);
             var user = UserEntityType.Create(this);
             var workspace = WorkspaceEntityType.Create(this);
@@ -31,6 +32,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
             ApiKeyEntityType.CreateForeignKey1(apiKey, workspace);
             MembershipEntityType.CreateForeignKey1(membership, user);
             MembershipEntityType.CreateForeignKey2(membership, workspace);
+            ServiceAccountEntityType.CreateForeignKey1(serviceAccount, workspace);
             OpenIddictEntityFrameworkCoreAuthorizationEntityType.CreateForeignKey1(openIddictEntityFrameworkCoreAuthorization, openIddictEntityFrameworkCoreApplication);
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey1(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreApplication);
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey2(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreAuthorization);
@@ -38,6 +40,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
             ApiKeyEntityType.CreateAnnotations(apiKey);
             AuditEventEntityType.CreateAnnotations(auditEvent);
             MembershipEntityType.CreateAnnotations(membership);
+            ServiceAccountEntityType.CreateAnnotations(serviceAccount);
             SigningKeyEntityType.CreateAnnotations(signingKey);
             UserEntityType.CreateAnnotations(user);
             WorkspaceEntityType.CreateAnnotations(workspace);
