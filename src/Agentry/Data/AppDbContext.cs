@@ -16,6 +16,7 @@ public abstract class AppDbContext(DbContextOptions options) : DbContext(options
     public DbSet<Membership> Memberships => Set<Membership>();
     public DbSet<SigningKey> SigningKeys => Set<SigningKey>();
     public DbSet<ApiKey> ApiKeys => Set<ApiKey>();
+    public DbSet<ExternalLogin> ExternalLogins => Set<ExternalLogin>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {

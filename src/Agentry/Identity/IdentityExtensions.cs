@@ -12,7 +12,8 @@ public static class IdentityExtensions
 {
     /// <summary>
     /// Users and memberships, the OAuth2 server (OpenIddict: password and refresh-token grants,
-    /// revocation, keys kept in the database), API keys, and bearer authentication for the API.
+    /// revocation, keys kept in the database), API keys, and bearer authentication for the API
+    /// (optionally also with access tokens of one external OpenID Connect issuer).
     /// </summary>
     public static IHostApplicationBuilder AddAgentryIdentity(this IHostApplicationBuilder builder)
     {
@@ -20,6 +21,9 @@ public static class IdentityExtensions
         var tokens = builder.Configuration.GetSection(TokenOptions.SectionName).Get<TokenOptions>() ?? new();
         services.AddOptions<TokenOptions>().BindConfiguration(TokenOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<BootstrapOptions>().BindConfiguration(BootstrapOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<ExternalIdentityOptions>().BindConfiguration(ExternalIdentityOptions.SectionName).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<ExternalIdentityOptions>, ExternalIdentityOptionsValidator>();
+        var external = builder.Configuration.GetSection(ExternalIdentityOptions.SectionName).Get<ExternalIdentityOptions>() ?? new();
         services.AddSingleton<IPasswordHasher<User>, PasswordHasher<User>>();
         services.AddSingleton<KeyRing>();
         services.AddSingleton<IdentityBootstrap>();
@@ -51,7 +55,7 @@ public static class IdentityExtensions
         services.AddOptions<OpenIddictServerOptions>().Configure<KeyRing>(UseKeyRing);
 
         services.AddSingleton<ApiKeyGrants>();
-        services.AddBearerAuthentication();
+        services.AddBearerAuthentication(external.Enabled);
         services.AddAuthorization();
         services.AddSingleton<IAuthorizationHandler, ScopeAuthorizationHandler>();
         services.AddSingleton<IAuthorizationMiddlewareResultHandler, ProblemAuthorizationResultHandler>();

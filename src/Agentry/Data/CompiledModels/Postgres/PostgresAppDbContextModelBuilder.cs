@@ -12,13 +12,14 @@ namespace Agentry.Data.CompiledModels.Postgres
     public partial class PostgresAppDbContextModel
     {
         private PostgresAppDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("87e9769c-21c2-487d-9c8e-489e67b99ae3"), entityTypeCount: 9)
+            : base(skipDetectChanges: false, modelId: new Guid("d5e0301e-7893-41f5-863a-82eba759538f"), entityTypeCount: 10)
         {
         }
 
         partial void Initialize()
         {
             var apiKey = ApiKeyEntityType.Create(this);
+            var externalLogin = ExternalLoginEntityType.Create(this);
             var membership = MembershipEntityType.Create(this);
             var signingKey = SigningKeyEntityType.Create(this);
             var user = UserEntityType.Create(this);
@@ -29,6 +30,7 @@ namespace Agentry.Data.CompiledModels.Postgres
             var openIddictEntityFrameworkCoreToken = OpenIddictEntityFrameworkCoreTokenEntityType.Create(this);
 
             ApiKeyEntityType.CreateForeignKey1(apiKey, workspace);
+            ExternalLoginEntityType.CreateForeignKey1(externalLogin, user);
             MembershipEntityType.CreateForeignKey1(membership, user);
             MembershipEntityType.CreateForeignKey2(membership, workspace);
             OpenIddictEntityFrameworkCoreAuthorizationEntityType.CreateForeignKey1(openIddictEntityFrameworkCoreAuthorization, openIddictEntityFrameworkCoreApplication);
@@ -36,6 +38,7 @@ namespace Agentry.Data.CompiledModels.Postgres
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey2(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreAuthorization);
 
             ApiKeyEntityType.CreateAnnotations(apiKey);
+            ExternalLoginEntityType.CreateAnnotations(externalLogin);
             MembershipEntityType.CreateAnnotations(membership);
             SigningKeyEntityType.CreateAnnotations(signingKey);
             UserEntityType.CreateAnnotations(user);

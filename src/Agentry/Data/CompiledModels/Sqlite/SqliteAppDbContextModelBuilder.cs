@@ -11,13 +11,14 @@ namespace Agentry.Data.CompiledModels.Sqlite
     public partial class SqliteAppDbContextModel
     {
         private SqliteAppDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("48f56465-5a63-4fc7-b681-50cbeed0fcb9"), entityTypeCount: 9)
+            : base(skipDetectChanges: false, modelId: new Guid("fa571d2d-52b4-4800-a78b-1ede0e29568c"), entityTypeCount: 10)
         {
         }
 
         partial void Initialize()
         {
             var apiKey = ApiKeyEntityType.Create(this);
+            var externalLogin = ExternalLoginEntityType.Create(this);
             var membership = MembershipEntityType.Create(this);
             var signingKey = SigningKeyEntityType.Create(this);
             var user = UserEntityType.Create(this);
@@ -28,6 +29,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
             var openIddictEntityFrameworkCoreToken = OpenIddictEntityFrameworkCoreTokenEntityType.Create(this);
 
             ApiKeyEntityType.CreateForeignKey1(apiKey, workspace);
+            ExternalLoginEntityType.CreateForeignKey1(externalLogin, user);
             MembershipEntityType.CreateForeignKey1(membership, user);
             MembershipEntityType.CreateForeignKey2(membership, workspace);
             OpenIddictEntityFrameworkCoreAuthorizationEntityType.CreateForeignKey1(openIddictEntityFrameworkCoreAuthorization, openIddictEntityFrameworkCoreApplication);
@@ -35,6 +37,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey2(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreAuthorization);
 
             ApiKeyEntityType.CreateAnnotations(apiKey);
+            ExternalLoginEntityType.CreateAnnotations(externalLogin);
             MembershipEntityType.CreateAnnotations(membership);
             SigningKeyEntityType.CreateAnnotations(signingKey);
             UserEntityType.CreateAnnotations(user);
