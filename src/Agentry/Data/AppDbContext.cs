@@ -18,6 +18,7 @@ public abstract class AppDbContext(DbContextOptions options) : DbContext(options
     public DbSet<ApiKey> ApiKeys => Set<ApiKey>();
     public DbSet<ServiceAccount> ServiceAccounts => Set<ServiceAccount>();
     public DbSet<AuditEvent> AuditEvents => Set<AuditEvent>();
+    public DbSet<ExternalLogin> ExternalLogins => Set<ExternalLogin>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {

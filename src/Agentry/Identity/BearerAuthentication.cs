@@ -27,11 +27,15 @@ public static class AgentryClaims
 
     /// <summary>OpenIddict's id of the stored token entry, which carries its revocation status.</summary>
     public const string TokenId = "oi_tkn_id";
+
+    /// <summary>The subject at the external identity provider, for a request authenticated with its token (<c>sub</c> is the Agentry user).</summary>
+    public const string ExternalSubject = "agentry_ext_sub";
 }
 
 /// <summary>
-/// How API requests authenticate: <c>Authorization: Bearer</c> with either an access token issued by
-/// /connect/token (a JWT, verified locally against the key ring) or an API key (<c>agt_…</c>).
+/// How API requests authenticate: <c>Authorization: Bearer</c> with an access token issued by
+/// /connect/token (a JWT, verified locally against the key ring), an API key (<c>agt_…</c>) or, when
+/// configured, an access token of the external OpenID Connect issuer.
 /// </summary>
 internal static class BearerAuthentication
 {
@@ -40,14 +44,18 @@ internal static class BearerAuthentication
 
     public const string ApiKeyScheme = "ApiKey";
 
-    public static void AddBearerAuthentication(this IServiceCollection services)
+    public static void AddBearerAuthentication(this IServiceCollection services, bool externalIdentity)
     {
         services.AddHttpContextAccessor();
         services.AddSingleton<TokenStatuses>();
-        services.AddAuthentication(Scheme)
+        var authentication = services.AddAuthentication(Scheme)
             .AddPolicyScheme(Scheme, "Access token or API key", o => o.ForwardDefaultSelector = SelectScheme)
             .AddJwtBearer()
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyScheme, null);
+        if (externalIdentity)
+        {
+            authentication.AddExternalIdentity();
+        }
         services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme)
             .Configure<KeyRing, IHttpContextAccessor, IOptions<TokenOptions>>(ConfigureJwt);
     }
@@ -66,10 +74,13 @@ internal static class BearerAuthentication
         await next(context);
     }
 
-    private static string SelectScheme(HttpContext context) =>
-        ApiKeyAuthenticationHandler.ReadCredential(context.Request) is { } credential && credential.StartsWith(ApiKeySecret.Marker, StringComparison.Ordinal)
-            ? ApiKeyScheme
+    private static string SelectScheme(HttpContext context)
+    {
+        var credential = ApiKeyAuthenticationHandler.ReadCredential(context.Request);
+        return credential.StartsWith(ApiKeySecret.Marker, StringComparison.Ordinal) ? ApiKeyScheme
+            : ExternalAuthentication.IsExternal(context, credential) ? ExternalAuthentication.Scheme
             : JwtBearerDefaults.AuthenticationScheme;
+    }
 
     private static void ConfigureJwt(JwtBearerOptions jwt, KeyRing keys, IHttpContextAccessor http, IOptions<TokenOptions> options)
     {

@@ -12,8 +12,9 @@ namespace Agentry.Identity;
 public static class IdentityExtensions
 {
     /// <summary>
-    /// Users and memberships, the audit trail, the OAuth2 server (OpenIddict: password and refresh-token
-    /// grants, revocation, keys kept in the database and rotated), API keys, and bearer authentication.
+    /// Users and memberships, the audit trail, the OAuth2 server (OpenIddict: password, refresh-token and
+    /// client-credentials grants, revocation, introspection, keys kept in the database and rotated), API
+    /// keys, service accounts, and bearer authentication (optionally also for one external OIDC issuer).
     /// </summary>
     public static IHostApplicationBuilder AddAgentryIdentity(this IHostApplicationBuilder builder)
     {
@@ -21,6 +22,9 @@ public static class IdentityExtensions
         var tokens = builder.Configuration.GetSection(TokenOptions.SectionName).Get<TokenOptions>() ?? new();
         services.AddOptions<TokenOptions>().BindConfiguration(TokenOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<BootstrapOptions>().BindConfiguration(BootstrapOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<ExternalIdentityOptions>().BindConfiguration(ExternalIdentityOptions.SectionName).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<ExternalIdentityOptions>, ExternalIdentityOptionsValidator>();
+        var external = builder.Configuration.GetSection(ExternalIdentityOptions.SectionName).Get<ExternalIdentityOptions>() ?? new();
         services.AddSingleton<IPasswordHasher<User>, PasswordHasher<User>>();
         services.AddSingleton<KeyRing>();
         services.AddHostedService<KeyRotation>();
@@ -57,7 +61,7 @@ public static class IdentityExtensions
         services.AddOptions<OpenIddictServerOptions>().Configure<KeyRing>(UseKeyRing);
 
         services.AddSingleton<ApiKeyGrants>();
-        services.AddBearerAuthentication();
+        services.AddBearerAuthentication(external.Enabled);
         services.AddAuthorization();
         services.AddSingleton<IAuthorizationHandler, ScopeAuthorizationHandler>();
         services.AddSingleton<IAuthorizationMiddlewareResultHandler, ProblemAuthorizationResultHandler>();

@@ -12,7 +12,7 @@ namespace Agentry.Data.CompiledModels.Postgres
     public partial class PostgresAppDbContextModel
     {
         private PostgresAppDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("9c88df6c-38a1-44bc-8e32-894ee9c6a3d2"), entityTypeCount: 11)
+            : base(skipDetectChanges: false, modelId: new Guid("fbd4e227-dfe8-4aec-a734-b7ea8900dc30"), entityTypeCount: 12)
         {
         }
 
@@ -20,6 +20,7 @@ namespace Agentry.Data.CompiledModels.Postgres
         {
             var apiKey = ApiKeyEntityType.Create(this);
             var auditEvent = AuditEventEntityType.Create(this);
+            var externalLogin = ExternalLoginEntityType.Create(this);
             var membership = MembershipEntityType.Create(this);
             var serviceAccount = ServiceAccountEntityType.Create(this);
             var signingKey = SigningKeyEntityType.Create(this);
@@ -31,6 +32,7 @@ namespace Agentry.Data.CompiledModels.Postgres
             var openIddictEntityFrameworkCoreToken = OpenIddictEntityFrameworkCoreTokenEntityType.Create(this);
 
             ApiKeyEntityType.CreateForeignKey1(apiKey, workspace);
+            ExternalLoginEntityType.CreateForeignKey1(externalLogin, user);
             MembershipEntityType.CreateForeignKey1(membership, user);
             MembershipEntityType.CreateForeignKey2(membership, workspace);
             ServiceAccountEntityType.CreateForeignKey1(serviceAccount, workspace);
@@ -40,6 +42,7 @@ namespace Agentry.Data.CompiledModels.Postgres
 
             ApiKeyEntityType.CreateAnnotations(apiKey);
             AuditEventEntityType.CreateAnnotations(auditEvent);
+            ExternalLoginEntityType.CreateAnnotations(externalLogin);
             MembershipEntityType.CreateAnnotations(membership);
             ServiceAccountEntityType.CreateAnnotations(serviceAccount);
             SigningKeyEntityType.CreateAnnotations(signingKey);

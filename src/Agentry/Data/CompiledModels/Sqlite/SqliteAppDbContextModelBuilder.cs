@@ -11,7 +11,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
     public partial class SqliteAppDbContextModel
     {
         private SqliteAppDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("84926d3f-b35e-4e6d-a2a9-eb981c22cfb7"), entityTypeCount: 11)
+            : base(skipDetectChanges: false, modelId: new Guid("eb221e2d-f2c8-4788-9a9e-5d696a1e95cd"), entityTypeCount: 12)
         {
         }
 
@@ -19,6 +19,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
         {
             var apiKey = ApiKeyEntityType.Create(this);
             var auditEvent = AuditEventEntityType.Create(this);
+            var externalLogin = ExternalLoginEntityType.Create(this);
             var membership = MembershipEntityType.Create(this);
             var serviceAccount = ServiceAccountEntityType.Create(this);
             var signingKey = SigningKeyEntityType.Create(this);
@@ -30,6 +31,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
             var openIddictEntityFrameworkCoreToken = OpenIddictEntityFrameworkCoreTokenEntityType.Create(this);
 
             ApiKeyEntityType.CreateForeignKey1(apiKey, workspace);
+            ExternalLoginEntityType.CreateForeignKey1(externalLogin, user);
             MembershipEntityType.CreateForeignKey1(membership, user);
             MembershipEntityType.CreateForeignKey2(membership, workspace);
             ServiceAccountEntityType.CreateForeignKey1(serviceAccount, workspace);
@@ -39,6 +41,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
 
             ApiKeyEntityType.CreateAnnotations(apiKey);
             AuditEventEntityType.CreateAnnotations(auditEvent);
+            ExternalLoginEntityType.CreateAnnotations(externalLogin);
             MembershipEntityType.CreateAnnotations(membership);
             ServiceAccountEntityType.CreateAnnotations(serviceAccount);
             SigningKeyEntityType.CreateAnnotations(signingKey);
