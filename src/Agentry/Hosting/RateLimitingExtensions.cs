@@ -39,7 +39,10 @@ public static class RateLimitingExtensions
     /// <summary>After authentication (buckets are per principal) and routing (routes choose policies).</summary>
     public static WebApplication UseAgentryRateLimiting(this WebApplication app)
     {
-        app.UseRateLimiter();
+        // Only what can be limited pays for the limiter: probes, metrics and docs skip it.
+        app.UseWhen(
+            static context => context.Request.Path.StartsWithSegments("/api") || context.Request.Path.StartsWithSegments("/connect"),
+            static branch => branch.UseRateLimiter());
         return app;
     }
 

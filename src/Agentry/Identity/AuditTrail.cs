@@ -85,8 +85,10 @@ internal sealed class AuditTrail(
             return;
         }
         var endpoint = context.GetEndpoint();
-        var workspaceParameter = endpoint?.Metadata.GetMetadata<WorkspaceRouteParameter>()?.Name ?? WorkspaceRouteParameter.Default;
-        var workspaceId = Guid.TryParse(context.GetRouteValue(workspaceParameter) as string, out var id) ? id : (Guid?)null;
+        // The workspace the endpoint's access rule names (route or query value), as the rule itself reads it.
+        var workspaceParameter = endpoint?.Metadata.GetMetadata<WorkspaceRoleRequirement>()?.RouteValue ?? "workspaceId";
+        var named = context.GetRouteValue(workspaceParameter) as string ?? context.Request.Query[workspaceParameter].FirstOrDefault();
+        var workspaceId = Guid.TryParse(named, out var id) ? id : (Guid?)null;
         var route = (endpoint as RouteEndpoint)?.RoutePattern.RawText;
         await context.RequestServices.GetRequiredService<AuditTrail>().RecordAsync(
             AuditActions.PermissionDenied, AuditOutcomes.Denied, workspaceId, $"{context.Request.Method} {context.Request.Path}", new { route });
@@ -103,15 +105,6 @@ internal sealed class AuditTrail(
     }
 
     private static string? Truncate(string? value, int length) => value is { Length: var n } && n > length ? value[..length] : value;
-}
-
-/// <summary>
-/// Endpoint metadata naming the route value that holds the workspace id, where it is not
-/// <c>workspaceId</c> (the workspace resource itself uses <c>id</c>), so denials are filed under the workspace.
-/// </summary>
-internal sealed record WorkspaceRouteParameter(string Name)
-{
-    public const string Default = "workspaceId";
 }
 
 /// <summary><c>audit_events_total{action,outcome}</c>, and the events that could not be written.</summary>

@@ -85,7 +85,7 @@ public static class IdentityExtensions
         // is set on the app itself; the branch above sets it only on the branch.
         ((IApplicationBuilder)app).Properties["__AuthenticationMiddlewareSet"] = true;
         // Around authorization and the endpoints, so it sees the 403s of policies and of handlers alike.
-        app.Use(AuditTrail.RecordDenialsAsync);
+        app.UseWhen(static context => context.Request.Path.StartsWithSegments("/api"), static branch => branch.Use(AuditTrail.RecordDenialsAsync));
         app.UseAuthorization();
         return app;
     }

@@ -2,6 +2,7 @@ using Agentry.Data;
 using Agentry.Hosting;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
+using ZiggyCreatures.Caching.Fusion;
 
 namespace Agentry.Identity;
 
@@ -15,24 +16,40 @@ public sealed record MeResponse(
 internal static class MeEndpoints
 {
     /// <summary>A deleted or disabled user's token is refused (401) while binding <see cref="Caller"/>, as everywhere.</summary>
-    internal static async Task<Results<Ok<MeResponse>, ProblemHttpResult>> GetAsync(Caller caller, AppDbContext db, CancellationToken ct)
+    internal static async Task<Results<Ok<MeResponse>, ProblemHttpResult>> GetAsync(Caller caller, AppDbContext db, IFusionCache cache, CancellationToken ct)
     {
         if (caller.IsWorkspaceBound)
         {
             return await WorkspaceBoundAsync(caller, db, ct);
         }
         var id = caller.UserId;
-        var user = await db.Users.AsNoTracking().FirstOrDefaultAsync(u => u.Id == id, ct);
-        if (user is null)
-        {
-            return Problem.NotFound("The signed-in user no longer exists.");
-        }
-        var memberships = await db.Memberships.AsNoTracking()
-            .Where(m => m.UserId == id)
-            .Join(db.Workspaces, m => m.WorkspaceId, w => w.Id, (m, w) => new MembershipResponse(w.Id, w.Slug, w.Name, m.Role))
-            .ToListAsync(ct);
-        return TypedResults.Ok(new MeResponse("user", user.Id, user.Email, user.DisplayName, user.IsPlatformAdmin, memberships));
+        // Cached with the tags of every workspace the user is in, so renaming one or changing its members
+        // drops it; the user's own changes drop it by MeTag.
+        var me = await cache.GetOrSetAsync<MeResponse?>(
+            MeCacheKey(id),
+            async (entry, token) =>
+            {
+                var user = await db.Users.AsNoTracking().FirstOrDefaultAsync(u => u.Id == id, token);
+                if (user is null)
+                {
+                    return null;
+                }
+                var memberships = await db.Memberships.AsNoTracking()
+                    .Where(m => m.UserId == id)
+                    .Join(db.Workspaces, m => m.WorkspaceId, w => w.Id, (m, w) => new MembershipResponse(w.Id, w.Slug, w.Name, m.Role))
+                    .ToListAsync(token);
+                entry.Tags = [MeTag(id), .. memberships.Select(m => Caller.MembershipTag(m.WorkspaceId))];
+                return new MeResponse("user", user.Id, user.Email, user.DisplayName, user.IsPlatformAdmin, memberships);
+            },
+            options => options.SetDuration(TimeSpan.FromMinutes(5)),
+            token: ct);
+        return me is null ? Problem.NotFound("The signed-in user no longer exists.") : TypedResults.Ok(me);
     }
+
+    /// <summary>Drops the cached /me of a user (their profile or their memberships changed).</summary>
+    public static string MeTag(Guid userId) => $"me:{userId}";
+
+    private static string MeCacheKey(Guid userId) => $"me:{userId}";
 
     private static async Task<Results<Ok<MeResponse>, ProblemHttpResult>> WorkspaceBoundAsync(Caller caller, AppDbContext db, CancellationToken ct)
     {

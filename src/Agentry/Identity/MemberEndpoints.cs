@@ -1,6 +1,7 @@
 using Agentry.Data;
 using Agentry.Hosting;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
 using ZiggyCreatures.Caching.Fusion;
 
@@ -9,13 +10,15 @@ namespace Agentry.Identity;
 /// <summary>Who belongs to a workspace, with which role. Workspace admins manage members; only owners make owners.</summary>
 internal static class MemberEndpoints
 {
+    private static readonly string[] Sorts = ["email", "-email"];
+
     public static void MapMembers(this IEndpointRouteBuilder endpoints)
     {
         var group = endpoints.MapGroup("/api/v1/workspaces/{workspaceId:guid}/members").WithTags("Members").RequireAuthorization()
             .RequireScope(ApiKeyScopes.Admin).RequireWorkspaceRole(Roles.Viewer)
             .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status500InternalServerError);
-        group.MapGet("/", ListAsync).WithName("ListMembers").WithSummary("List a workspace's members");
+        group.MapGet("/", ListAsync).WithName("ListMembers").WithSummary("List a workspace's members, a page at a time");
         group.MapPut("/{userId:guid}", SetAsync).WithName("SetMember").WithSummary("Add a member or change their role (workspace admins)")
             .RequireWorkspaceRole(Roles.Admin)
             .ProducesValidationProblem().ProducesProblem(StatusCodes.Status403Forbidden).ProducesProblem(StatusCodes.Status409Conflict);
@@ -24,17 +27,32 @@ internal static class MemberEndpoints
             .ProducesProblem(StatusCodes.Status403Forbidden).ProducesProblem(StatusCodes.Status409Conflict);
     }
 
-    internal static async Task<Results<Ok<IReadOnlyList<MemberResponse>>, ProblemHttpResult>> ListAsync(
-        Guid workspaceId, AppDbContext db, CancellationToken ct)
+    /// <summary>Members by email, a page at a time (keyset on the normalized email, then the user id).</summary>
+    internal static async Task<Results<Ok<Page<MemberResponse>>, ProblemHttpResult>> ListAsync(
+        Guid workspaceId, [AsParameters] PageRequest page, AppDbContext db, CancellationToken ct)
     {
-        IReadOnlyList<MemberResponse> members = await db.Memberships.AsNoTracking()
+        if (page.Resolve(Sorts, out var sort, out var after) is { } invalid)
+        {
+            return invalid;
+        }
+        var members = db.Memberships.AsNoTracking()
             .Where(m => m.WorkspaceId == workspaceId)
-            .Join(db.Users, m => m.UserId, u => u.Id, (m, u) => new { m, u })
-            .OrderBy(x => x.u.NormalizedEmail)
-            .Take(1000)
-            .Select(x => new MemberResponse(x.u.Id, x.u.Email, x.u.DisplayName, x.m.Role, x.m.CreatedAt))
+            .Join(db.Users, m => m.UserId, u => u.Id, (m, u) => new { m, u });
+        members = (sort, after) switch
+        {
+            ("email", null) => members.OrderBy(x => x.u.NormalizedEmail).ThenBy(x => x.u.Id),
+            ("email", { } c) => members
+                .Where(x => x.u.NormalizedEmail.CompareTo(c.Value) > 0 || (x.u.NormalizedEmail == c.Value && x.u.Id.CompareTo(c.Id) > 0))
+                .OrderBy(x => x.u.NormalizedEmail).ThenBy(x => x.u.Id),
+            (_, null) => members.OrderByDescending(x => x.u.NormalizedEmail).ThenByDescending(x => x.u.Id),
+            (_, { } c) => members
+                .Where(x => x.u.NormalizedEmail.CompareTo(c.Value) < 0 || (x.u.NormalizedEmail == c.Value && x.u.Id.CompareTo(c.Id) < 0))
+                .OrderByDescending(x => x.u.NormalizedEmail).ThenByDescending(x => x.u.Id),
+        };
+        var rows = await members.Take(page.Size + 1)
+            .Select(x => new { x.u.NormalizedEmail, Member = new MemberResponse(x.u.Id, x.u.Email, x.u.DisplayName, x.m.Role, x.m.CreatedAt) })
             .ToListAsync(ct);
-        return TypedResults.Ok(members);
+        return TypedResults.Ok(rows.ToPage(page.Size, r => new Cursor(sort, r.NormalizedEmail, r.Member.UserId), r => r.Member));
     }
 
     internal static async Task<Results<Ok<MemberResponse>, ProblemHttpResult>> SetAsync(
@@ -65,7 +83,7 @@ internal static class MemberEndpoints
             membership.Role = request.Role;
         }
         await db.SaveChangesAsync(ct);
-        await InvalidateAsync(cache, workspaceId, ct);
+        await InvalidateAsync(cache, workspaceId, userId, ct);
         if (previousRole != request.Role)
         {
             await audit.RecordAsync(
@@ -93,7 +111,7 @@ internal static class MemberEndpoints
         }
         db.Memberships.Remove(membership);
         await db.SaveChangesAsync(ct);
-        await InvalidateAsync(cache, workspaceId, ct);
+        await InvalidateAsync(cache, workspaceId, userId, ct);
         await audit.RecordAsync(AuditActions.MemberRemoved, AuditOutcomes.Success, workspaceId, AuditTargets.User(userId), new { from = membership.Role });
         return TypedResults.NoContent();
     }
@@ -117,9 +135,10 @@ internal static class MemberEndpoints
     private static async Task<bool> IsLastOwnerAsync(AppDbContext db, Guid workspaceId, CancellationToken ct) =>
         await db.Memberships.CountAsync(m => m.WorkspaceId == workspaceId && m.Role == Roles.Owner, ct) <= 1;
 
-    private static async Task InvalidateAsync(IFusionCache cache, Guid workspaceId, CancellationToken ct)
+    private static async Task InvalidateAsync(IFusionCache cache, Guid workspaceId, Guid userId, CancellationToken ct)
     {
         await cache.RemoveByTagAsync(Caller.MembershipTag(workspaceId), token: ct);
+        await cache.RemoveByTagAsync(MeEndpoints.MeTag(userId), token: ct);
         await cache.RemoveByTagAsync(Workspaces.WorkspaceEndpoints.ListTag, token: ct);
     }
 

@@ -103,6 +103,7 @@ internal static class UserEndpoints
         await db.SaveChangesAsync(ct);
         // Every node drops its copy, so a disabled user's tokens stop working everywhere at once.
         await cache.RemoveAsync(Caller.UserCacheKey(id), token: ct);
+        await cache.RemoveByTagAsync(MeEndpoints.MeTag(id), token: ct);
         if (changes.Count > 0)
         {
             var action = changes.TryGetValue("isDisabled", out var disabled) && disabled is true ? AuditActions.UserDisabled : AuditActions.UserUpdated;

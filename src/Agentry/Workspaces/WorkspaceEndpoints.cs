@@ -16,7 +16,6 @@ public static class WorkspaceEndpoints
     public static IEndpointRouteBuilder MapWorkspaces(this IEndpointRouteBuilder endpoints)
     {
         var group = endpoints.MapGroup("/api/v1/workspaces").WithTags("Workspaces").RequireAuthorization()
-            .WithMetadata(new WorkspaceRouteParameter("id"))
             .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status500InternalServerError);
 
         group.MapPost("/", CreateAsync).WithName("CreateWorkspace").WithSummary("Create a workspace (platform administrators); the creator owns it")
@@ -61,6 +60,7 @@ public static class WorkspaceEndpoints
         {
             return Problem.Conflict("slug_taken", $"A workspace with slug '{request.Slug}' already exists.");
         }
+        await cache.RemoveByTagAsync(MeEndpoints.MeTag(caller.UserId), token: ct);
         await cache.RemoveByTagAsync(ListTag, token: ct);
         await audit.RecordAsync(AuditActions.WorkspaceCreated, AuditOutcomes.Success, workspace.Id, AuditTargets.Workspace(workspace.Id),
             new { slug = workspace.Slug, name = workspace.Name });

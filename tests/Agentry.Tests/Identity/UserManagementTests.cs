@@ -23,17 +23,21 @@ public sealed class UserManagementTests(SqliteFixture fixture) : IClassFixture<S
         var client = await _app.SignedInClientAsync(email, "a-long-password-1");
         var workspace = await (await _admin.PostJsonAsync("/api/v1/workspaces", new { name = "shared", slug = NewSlug() })).ReadAsync<WorkspaceResponse>(HttpStatusCode.Created);
         Assert.Equal(HttpStatusCode.NotFound, (await client.GetAsync($"/api/v1/workspaces/{workspace.Id}")).StatusCode);
+        Assert.DoesNotContain((await (await client.GetAsync("/api/v1/me")).ReadAsync<MeResponse>()).Memberships, m => m.WorkspaceId == workspace.Id);
 
         var member = await (await _admin.PutAsJsonAsync($"/api/v1/workspaces/{workspace.Id}/members/{user.Id}", new { role = "member" }))
             .ReadAsync<MemberResponse>();
 
         Assert.Equal(("member", email), (member.Role, member.Email));
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync($"/api/v1/workspaces/{workspace.Id}")).StatusCode);
-        var members = await (await client.GetAsync($"/api/v1/workspaces/{workspace.Id}/members")).ReadAsync<List<MemberResponse>>();
+        // /me is cached; joining a workspace shows at once.
+        Assert.Contains((await (await client.GetAsync("/api/v1/me")).ReadAsync<MeResponse>()).Memberships, m => m.WorkspaceId == workspace.Id);
+        var members = (await (await client.GetAsync($"/api/v1/workspaces/{workspace.Id}/members")).ReadAsync<Page<MemberResponse>>()).Items;
         Assert.Equal(2, members.Count);
 
         Assert.Equal(HttpStatusCode.NoContent, (await _admin.DeleteAsync($"/api/v1/workspaces/{workspace.Id}/members/{user.Id}")).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await client.GetAsync($"/api/v1/workspaces/{workspace.Id}")).StatusCode);
+        Assert.DoesNotContain((await (await client.GetAsync("/api/v1/me")).ReadAsync<MeResponse>()).Memberships, m => m.WorkspaceId == workspace.Id);
     }
 
     [Fact]

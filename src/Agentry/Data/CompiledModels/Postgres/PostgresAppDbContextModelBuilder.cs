@@ -12,7 +12,7 @@ namespace Agentry.Data.CompiledModels.Postgres
     public partial class PostgresAppDbContextModel
     {
         private PostgresAppDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("fbd4e227-dfe8-4aec-a734-b7ea8900dc30"), entityTypeCount: 12)
+            : base(skipDetectChanges: false, modelId: new Guid("06eab729-8bf7-4d57-a5b0-d09c4cdea5cd"), entityTypeCount: 12)
         {
         }
 

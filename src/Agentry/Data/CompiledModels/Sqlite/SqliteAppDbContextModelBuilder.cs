@@ -11,7 +11,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
     public partial class SqliteAppDbContextModel
     {
         private SqliteAppDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("eb221e2d-f2c8-4788-9a9e-5d696a1e95cd"), entityTypeCount: 12)
+            : base(skipDetectChanges: false, modelId: new Guid("4bda0618-d42a-452d-bdb2-9748ae592eab"), entityTypeCount: 12)
         {
         }
 
