@@ -2,19 +2,16 @@ using System.Globalization;
 using System.Threading.RateLimiting;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.RateLimiting;
+using Agentry.Identity;
+using Microsoft.AspNetCore.OpenApi;
 using Microsoft.Extensions.Options;
+using Microsoft.OpenApi;
 using static OpenIddict.Abstractions.OpenIddictConstants;
 
 namespace Agentry.Hosting;
 
 public static class RateLimitingExtensions
 {
-    /// <summary>Claim naming the API key a request authenticated with.</summary>
-    public const string ApiKeyClaim = "agentry_key";
-
-    /// <summary>Claim naming the workspace an API key is bound to.</summary>
-    public const string WorkspaceClaim = "agentry_ws";
-
     private static readonly RateLimitPartition<string> Unlimited = RateLimitPartition.GetNoLimiter("");
 
     /// <summary>
@@ -29,6 +26,16 @@ public static class RateLimitingExtensions
             .ValidateDataAnnotations()
             .ValidateOnStart();
         builder.Services.AddSingleton<IValidateOptions<RateLimitOptions>, RateLimitOptionsValidator>();
+        // Every limited operation can answer 429; the OpenAPI document says so.
+        builder.Services.ConfigureAll<OpenApiOptions>(o => o.AddOperationTransformer(static (operation, context, _) =>
+        {
+            if (context.Description.RelativePath?.StartsWith("api/", StringComparison.Ordinal) == true)
+            {
+                operation.Responses ??= [];
+                operation.Responses.TryAdd("429", new OpenApiResponse { Description = "Too many requests: a rate limit refused it; see Retry-After." });
+            }
+            return Task.CompletedTask;
+        }));
         builder.Services.AddSingleton<RedisOutage>();
         builder.Services.AddSingleton<TokenBuckets>();
         builder.Services.AddRateLimiter(_ => { });
@@ -83,7 +90,7 @@ public static class RateLimitingExtensions
 
     /// <summary>The API key, else the user, else the client address.</summary>
     internal static string Principal(HttpContext context) =>
-        context.User.FindFirst(ApiKeyClaim)?.Value is { Length: > 0 } key ? "key:" + key
+        context.User.FindFirst(AgentryClaims.KeyId)?.Value is { Length: > 0 } key ? "key:" + key
         : context.User.FindFirst(Claims.Subject)?.Value is { Length: > 0 } user ? "user:" + user
         : ClientAddress(context);
 
@@ -92,7 +99,7 @@ public static class RateLimitingExtensions
     /// <summary>The key's workspace, else the one the route names; as a parsed id, so spelling cannot split a bucket.</summary>
     internal static string? Workspace(HttpContext context)
     {
-        var named = context.User.FindFirst(WorkspaceClaim)?.Value
+        var named = context.User.FindFirst(AgentryClaims.WorkspaceId)?.Value
             ?? context.GetRouteValue("workspaceId") as string
             ?? (context.Request.Path.StartsWithSegments("/api/v1/workspaces") ? context.GetRouteValue("id") as string : null);
         return Guid.TryParse(named, out var id) ? id.ToString() : null;

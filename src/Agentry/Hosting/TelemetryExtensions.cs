@@ -1,3 +1,5 @@
+using System.Security.Cryptography;
+using System.Text;
 using Npgsql;
 using OpenTelemetry;
 using OpenTelemetry.Exporter;
@@ -67,9 +69,29 @@ public static class TelemetryExtensions
         var options = endpoints.ServiceProvider.GetRequiredService<Microsoft.Extensions.Options.IOptions<TelemetryOptions>>().Value;
         if (options.PrometheusEnabled)
         {
-            endpoints.MapPrometheusScrapingEndpoint("/metrics").ExcludeFromDescription();
+            var scrape = endpoints.MapPrometheusScrapingEndpoint("/metrics").ExcludeFromDescription();
+            if (options.MetricsToken is { } token)
+            {
+                scrape.Add(endpoint => endpoint.RequestDelegate = RequireToken(endpoint.RequestDelegate!, token));
+            }
         }
         return endpoints;
+    }
+
+    private static RequestDelegate RequireToken(RequestDelegate next, string token)
+    {
+        var expected = Encoding.UTF8.GetBytes("Bearer " + token);
+        return context =>
+        {
+            var given = Encoding.UTF8.GetBytes(context.Request.Headers.Authorization.ToString());
+            if (CryptographicOperations.FixedTimeEquals(given, expected))
+            {
+                return next(context);
+            }
+            context.Response.StatusCode = StatusCodes.Status401Unauthorized;
+            context.Response.Headers.WWWAuthenticate = "Bearer realm=\"metrics\"";
+            return Task.CompletedTask;
+        };
     }
 
     private static bool IsProbe(PathString path) =>

@@ -21,6 +21,14 @@ public sealed class TelemetryOptions
     /// <summary>Serve Prometheus text at <c>/metrics</c>.</summary>
     public bool PrometheusEnabled { get; set; } = true;
 
+    /// <summary>
+    /// When set, <c>/metrics</c> answers only <c>Authorization: Bearer &lt;this&gt;</c> (Prometheus'
+    /// <c>authorization.credentials</c>); a static secret rather than a user token, so scraping never needs
+    /// the database. Unset: open, for a scraper on a private network.
+    /// </summary>
+    [MinLength(16, ErrorMessage = "Agentry:Telemetry:MetricsToken must have at least 16 characters.")]
+    public string? MetricsToken { get; set; }
+
     /// <summary>Log as one JSON object per line (with trace and span ids); false gives the plain console format.</summary>
     public bool JsonLogs { get; set; } = true;
 }

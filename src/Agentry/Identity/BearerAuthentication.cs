@@ -124,9 +124,18 @@ internal static class BearerAuthentication
     {
         var tokenId = context.Principal?.FindFirst(AgentryClaims.TokenId)?.Value;
         var services = context.HttpContext.RequestServices;
-        if (tokenId is null || !await services.GetRequiredService<TokenStatuses>().IsValidAsync(tokenId, services, context.HttpContext.RequestAborted))
+        var aborted = context.HttpContext.RequestAborted;
+        try
         {
-            context.Fail("The access token was revoked.");
+            if (tokenId is null || !await services.GetRequiredService<TokenStatuses>().IsValidAsync(tokenId, services, aborted))
+            {
+                context.Fail("The access token was revoked.");
+            }
+        }
+        catch (OperationCanceledException) when (aborted.IsCancellationRequested)
+        {
+            // The client hung up; nobody is waiting for an answer, and it is not an error.
+            context.Fail("The request was aborted.");
         }
     }
 }

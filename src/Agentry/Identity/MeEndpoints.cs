@@ -20,7 +20,7 @@ internal static class MeEndpoints
     {
         if (caller.IsWorkspaceBound)
         {
-            return await WorkspaceBoundAsync(caller, db, ct);
+            return await WorkspaceBoundAsync(caller, db, cache, ct);
         }
         var id = caller.UserId;
         // Cached with the tags of every workspace the user is in, so renaming one or changing its members
@@ -51,17 +51,28 @@ internal static class MeEndpoints
 
     private static string MeCacheKey(Guid userId) => $"me:{userId}";
 
-    private static async Task<Results<Ok<MeResponse>, ProblemHttpResult>> WorkspaceBoundAsync(Caller caller, AppDbContext db, CancellationToken ct)
+    /// <summary>A key's or service account's name and workspace, cached (dropped when the workspace changes).</summary>
+    private static async Task<Results<Ok<MeResponse>, ProblemHttpResult>> WorkspaceBoundAsync(
+        Caller caller, AppDbContext db, IFusionCache cache, CancellationToken ct)
     {
         var role = ApiKeyScopes.RoleFor(caller.Scopes);
         var (kind, id, names) = caller.KeyId is { } keyId
             ? ("apiKey", keyId, db.ApiKeys.Where(k => k.Id == keyId).Select(k => new { k.Name, k.WorkspaceId }))
             : ("serviceAccount", caller.ServiceAccountId!.Value, db.ServiceAccounts.Where(a => a.Id == caller.ServiceAccountId).Select(a => new { a.Name, a.WorkspaceId }));
-        var found = await names.AsNoTracking()
-            .Join(db.Workspaces, n => n.WorkspaceId, w => w.Id, (n, w) => new { n.Name, Workspace = new MembershipResponse(w.Id, w.Slug, w.Name, role) })
-            .FirstOrDefaultAsync(ct);
-        return found is null
-            ? Problem.NotFound("The API key or service account no longer exists.")
-            : TypedResults.Ok(new MeResponse(kind, id, null, found.Name, false, [found.Workspace], caller.Scopes));
+        var me = await cache.GetOrSetAsync<MeResponse?>(
+            $"me:{kind}:{id}",
+            async token =>
+            {
+                var found = await names.AsNoTracking()
+                    .Join(db.Workspaces, n => n.WorkspaceId, w => w.Id, (n, w) => new { n.Name, w.Id, w.Slug, WorkspaceName = w.Name })
+                    .FirstOrDefaultAsync(token);
+                return found is null
+                    ? null
+                    : new MeResponse(kind, id, null, found.Name, false, [new MembershipResponse(found.Id, found.Slug, found.WorkspaceName, role)], caller.Scopes);
+            },
+            options => options.SetDuration(TimeSpan.FromMinutes(5)),
+            tags: [Caller.MembershipTag(caller.BoundWorkspaceId!.Value)],
+            token: ct);
+        return me is null ? Problem.NotFound("The API key or service account no longer exists.") : TypedResults.Ok(me);
     }
 }

@@ -30,6 +30,8 @@ public sealed class OpenApiTests
                 var responses = operation.GetProperty("responses");
                 Assert.True(responses.EnumerateObject().Any(r => r.Name.StartsWith('2')), $"{method} {path} documents no success response");
                 Assert.True(responses.TryGetProperty("500", out _), $"{method} {path} does not document 500");
+                Assert.True(responses.TryGetProperty("401", out _), $"{method} {path} does not document 401");
+                Assert.True(responses.TryGetProperty("429", out _), $"{method} {path} does not document 429");
                 if (path.Contains("{id}"))
                 {
                     Assert.True(responses.TryGetProperty("404", out _), $"{method} {path} does not document 404");
