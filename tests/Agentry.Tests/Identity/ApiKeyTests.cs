@@ -162,4 +162,27 @@ public sealed class ApiKeyTests(SqliteFixture fixture) : IClassFixture<SqliteFix
         Assert.Equal(5, seen.Distinct().Count());
         Assert.Equal(seen.OrderByDescending(id => id).ToList(), seen);
     }
+
+    [Fact]
+    public async Task Server_owned_fields_sent_by_a_client_are_ignored()
+    {
+        var workspace = await _app.CreateWorkspaceAsync();
+        var other = await _app.CreateWorkspaceAsync();
+        var forgedId = Guid.CreateVersion7();
+        var body = new
+        {
+            name = "mass", scopes = new[] { "chat" }, id = forgedId, workspaceId = other, createdBy = Guid.Empty,
+            createdAt = "2000-01-01T00:00:00Z", revokedAt = "2000-01-01T00:00:00Z", key = "agt_chosen", prefix = "agt_chosen",
+        };
+
+        var created = await (await _admin.PostJsonAsync($"/api/v1/workspaces/{workspace}/api-keys", body)).ReadAsync<JsonElement>(HttpStatusCode.Created);
+
+        Assert.NotEqual(forgedId, created.GetProperty("id").GetGuid());
+        Assert.Equal(workspace, created.GetProperty("workspaceId").GetGuid());
+        Assert.NotEqual(Guid.Empty, created.GetProperty("createdBy").GetGuid());
+        Assert.True(created.GetProperty("createdAt").GetDateTime() > DateTime.UtcNow.AddMinutes(-5));
+        Assert.False(created.TryGetProperty("revokedAt", out var revokedAt) && revokedAt.ValueKind != JsonValueKind.Null);
+        Assert.NotEqual("agt_chosen", created.GetProperty("key").GetString());
+        Assert.Equal(HttpStatusCode.OK, (await _app.KeyClient(created.GetProperty("key").GetString()!).GetAsync("/api/v1/me")).StatusCode);
+    }
 }

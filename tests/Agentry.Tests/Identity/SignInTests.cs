@@ -109,24 +109,6 @@ public sealed class SignInTests(SqliteFixture fixture) : IClassFixture<SqliteFix
     }
 
     [Fact]
-    public async Task Forged_tokens_are_refused()
-    {
-        var token = (await AgentryApp.RequestTokensAsync(_app.Client(), AgentryApp.AdminEmail, AgentryApp.AdminPassword)).GetProperty("access_token").GetString()!;
-        var parts = token.Split('.');
-        var unsigned = $"{Base64Url("""{"alg":"none","typ":"at+jwt"}""")}.{parts[1]}.";
-        var payload = Encoding.UTF8.GetString(Convert.FromBase64String(Pad(parts[1])));
-        var tampered = $"{parts[0]}.{Base64Url(payload.Replace(AgentryApp.AdminEmail, "someone@else.test"))}.{parts[2]}";
-        var stripped = $"{parts[0]}.{parts[1]}.";
-
-        foreach (var forged in new[] { unsigned, tampered, stripped })
-        {
-            var client = _app.Client();
-            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", forged);
-            Assert.Equal(HttpStatusCode.Unauthorized, (await client.GetAsync("/api/v1/me")).StatusCode);
-        }
-    }
-
-    [Fact]
     public async Task Discovery_and_jwks_publish_the_signing_key_and_only_its_public_part()
     {
         var client = _app.Client();
@@ -162,8 +144,6 @@ public sealed class SignInTests(SqliteFixture fixture) : IClassFixture<SqliteFix
         var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
         return (body.GetProperty("error").GetString(), body.TryGetProperty("error_description", out var d) ? d.GetString() : null);
     }
-
-    private static string Base64Url(string json) => Convert.ToBase64String(Encoding.UTF8.GetBytes(json)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 
     private static string Pad(string base64Url)
     {

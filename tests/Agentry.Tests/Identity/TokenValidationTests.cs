@@ -110,6 +110,36 @@ public sealed class TokenValidationTests(SqliteFixture fixture) : IClassFixture<
         Assert.Equal(HttpStatusCode.Unauthorized, await CallAsync(token));
     }
 
+    [Fact]
+    public async Task An_unsigned_token_claiming_alg_none_is_refused()
+    {
+        var parts = (await RealTokenAsync()).Split('.');
+        var header = Base64UrlEncoder.Encode("""{"alg":"none","typ":"at+jwt"}""");
+
+        Assert.Equal(HttpStatusCode.Unauthorized, await CallAsync($"{header}.{parts[1]}."));
+    }
+
+    [Fact]
+    public async Task A_token_with_its_signature_stripped_is_refused()
+    {
+        var parts = (await RealTokenAsync()).Split('.');
+
+        Assert.Equal(HttpStatusCode.Unauthorized, await CallAsync($"{parts[0]}.{parts[1]}."));
+    }
+
+    [Fact]
+    public async Task A_token_with_tampered_claims_and_the_original_signature_is_refused()
+    {
+        var parts = (await RealTokenAsync()).Split('.');
+        var claims = Base64UrlEncoder.Decode(parts[1]).Replace(AgentryApp.AdminEmail, "someone@else.test");
+
+        Assert.Equal(HttpStatusCode.OK, await CallAsync(string.Join('.', parts)));
+        Assert.Equal(HttpStatusCode.Unauthorized, await CallAsync($"{parts[0]}.{Base64UrlEncoder.Encode(claims)}.{parts[2]}"));
+    }
+
+    private async Task<string> RealTokenAsync() =>
+        (await AgentryApp.RequestTokensAsync(_app.Client(), AgentryApp.AdminEmail, AgentryApp.AdminPassword)).GetProperty("access_token").GetString()!;
+
     /// <summary>A real access token's claims, changed by <paramref name="change"/>, signed with the server's key (or another).</summary>
     private async Task<string> ForgeAsync(Action<Dictionary<string, object>> change, SigningCredentials? credentials = null)
     {
