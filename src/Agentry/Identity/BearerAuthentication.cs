@@ -56,8 +56,14 @@ internal static class BearerAuthentication
         {
             authentication.AddExternalIdentity();
         }
+        services.AddSingleton<ValidatedTokens>();
         services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme)
-            .Configure<KeyRing, IHttpContextAccessor, IOptions<TokenOptions>>(ConfigureJwt);
+            .Configure<KeyRing, IHttpContextAccessor, IOptions<TokenOptions>>(ConfigureJwt)
+            .Configure<ValidatedTokens>(static (jwt, tokens) =>
+            {
+                jwt.TokenHandlers.Clear();
+                jwt.TokenHandlers.Add(tokens);
+            });
     }
 
     /// <summary>

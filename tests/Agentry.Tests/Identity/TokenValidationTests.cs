@@ -137,6 +137,20 @@ public sealed class TokenValidationTests(SqliteFixture fixture) : IClassFixture<
         Assert.Equal(HttpStatusCode.Unauthorized, await CallAsync($"{parts[0]}.{Base64UrlEncoder.Encode(claims)}.{parts[2]}"));
     }
 
+    [Fact]
+    public async Task A_token_accepted_on_its_host_is_refused_on_another_even_when_remembered()
+    {
+        var token = await RealTokenAsync();
+        Assert.Equal(HttpStatusCode.OK, await CallAsync(token));
+        Assert.Equal(HttpStatusCode.OK, await CallAsync(token));
+
+        var elsewhere = _app.Client();
+        elsewhere.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        elsewhere.DefaultRequestHeaders.Host = "other.example";
+
+        Assert.Equal(HttpStatusCode.Unauthorized, (await elsewhere.GetAsync("/api/v1/workspaces")).StatusCode);
+    }
+
     private async Task<string> RealTokenAsync() =>
         (await AgentryApp.RequestTokensAsync(_app.Client(), AgentryApp.AdminEmail, AgentryApp.AdminPassword)).GetProperty("access_token").GetString()!;
 
