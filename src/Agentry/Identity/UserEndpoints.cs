@@ -25,6 +25,9 @@ internal static class UserEndpoints
             .ProducesProblem(StatusCodes.Status404NotFound);
         group.MapPatch("/{id:guid}", UpdateAsync).WithName("UpdateUser").WithSummary("Rename, reset the password of, disable or promote a user (platform administrators)")
             .ProducesValidationProblem().ProducesProblem(StatusCodes.Status404NotFound);
+        group.MapDelete("/{id:guid}", DeleteAsync).WithName("DeleteUser")
+            .WithSummary("Delete a user and their memberships; their tokens stop working on every node at once (platform administrators)")
+            .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
     }
 
     internal static async Task<Results<Created<UserResponse>, ProblemHttpResult>> CreateAsync(
@@ -110,6 +113,43 @@ internal static class UserEndpoints
             await audit.RecordAsync(action, AuditOutcomes.Success, target: AuditTargets.User(id), detail: changes);
         }
         return TypedResults.Ok(user.ToResponse());
+    }
+
+    /// <summary>Refused for oneself and for the only owner of a workspace (which would be left without one).</summary>
+    internal static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
+        Guid id, Caller caller, AppDbContext db, IFusionCache cache, AuditTrail audit, CancellationToken ct)
+    {
+        if (id == caller.UserId)
+        {
+            return Problem.Conflict("cannot_delete_self", "Administrators cannot delete their own account.");
+        }
+        var user = await db.Users.FirstOrDefaultAsync(u => u.Id == id, ct);
+        if (user is null)
+        {
+            return NotFound(id);
+        }
+        var memberships = await db.Memberships.AsNoTracking().Where(m => m.UserId == id).ToListAsync(ct);
+        var owned = memberships.Where(m => m.Role == Roles.Owner).Select(m => m.WorkspaceId).ToList();
+        var soleOwner = await db.Memberships.AsNoTracking()
+            .Where(m => owned.Contains(m.WorkspaceId) && m.Role == Roles.Owner)
+            .GroupBy(m => m.WorkspaceId)
+            .Where(g => g.Count() == 1)
+            .Select(g => (Guid?)g.Key)
+            .FirstOrDefaultAsync(ct);
+        if (soleOwner is { } workspace)
+        {
+            return Problem.Conflict("last_owner", $"User {id} is the only owner of workspace {workspace}; make someone else an owner first.");
+        }
+        db.Users.Remove(user);
+        await db.SaveChangesAsync(ct);
+        await cache.RemoveAsync(Caller.UserCacheKey(id), token: ct);
+        await cache.RemoveByTagAsync(MeEndpoints.MeTag(id), token: ct);
+        foreach (var membership in memberships)
+        {
+            await cache.RemoveByTagAsync(Caller.MembershipTag(membership.WorkspaceId), token: ct);
+        }
+        await audit.RecordAsync(AuditActions.UserDeleted, AuditOutcomes.Success, target: AuditTargets.User(id), detail: new { email = user.Email });
+        return TypedResults.NoContent();
     }
 
     /// <summary>What an update changes, for the audit trail: new values, except that a password is only said to be reset.</summary>

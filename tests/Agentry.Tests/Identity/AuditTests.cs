@@ -209,7 +209,28 @@ public sealed class AuditPostgresFixture : PostgresFixture
     protected override bool Kestrel => true;
 }
 
-public sealed class SqliteAuditTests(AuditSqliteFixture fixture) : AuditContract(fixture), IClassFixture<AuditSqliteFixture>;
+public sealed class SqliteAuditTests(AuditSqliteFixture fixture) : AuditContract(fixture), IClassFixture<AuditSqliteFixture>
+{
+    /// <summary>Append-only holds in the database file itself, for any client, not only for the API.</summary>
+    [Theory]
+    [InlineData("""UPDATE audit_events SET "Outcome" = 'success' WHERE "Id" = {0}""")]
+    [InlineData("""DELETE FROM audit_events WHERE "Id" = {0}""")]
+    [InlineData("""DELETE FROM audit_events""")]
+    public async Task The_table_refuses_to_change_or_lose_events(string sql)
+    {
+        await using var scope = fixture.App.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+        var before = await db.AuditEvents.AsNoTracking().OrderBy(e => e.At).FirstAsync(); // the fixture's own sign-in, at least
+
+        var refused = await Assert.ThrowsAsync<Microsoft.Data.Sqlite.SqliteException>(() => sql.Contains("{0}")
+            ? db.Database.ExecuteSqlRawAsync(sql, before.Id)
+            : db.Database.ExecuteSqlRawAsync(sql));
+
+        Assert.Contains("append-only", refused.Message);
+        var after = await db.AuditEvents.AsNoTracking().SingleAsync(e => e.Id == before.Id);
+        Assert.Equal((before.Action, before.Outcome, before.At), (after.Action, after.Outcome, after.At));
+    }
+}
 
 public sealed class PostgresAuditTests(AuditPostgresFixture fixture) : AuditContract(fixture), IClassFixture<AuditPostgresFixture>
 {

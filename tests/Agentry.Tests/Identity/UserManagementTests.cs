@@ -115,5 +115,31 @@ public sealed class UserManagementTests(SqliteFixture fixture) : IClassFixture<S
             .AssertProblemAsync(HttpStatusCode.Conflict, "last_owner");
     }
 
+    [Fact]
+    public async Task Deleting_a_user_removes_their_memberships_and_refuses_their_tokens_but_never_oneself_or_a_last_owner()
+    {
+        var workspace = await (await _admin.PostJsonAsync("/api/v1/workspaces", new { name = "deleting", slug = NewSlug() })).ReadAsync<WorkspaceResponse>(HttpStatusCode.Created);
+        var (id, email, password) = await _app.CreateUserAsync(workspace.Id, Roles.Member);
+        var client = await _app.SignedInClientAsync(email, password);
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/api/v1/me")).StatusCode);
+
+        Assert.Equal(HttpStatusCode.NoContent, (await _admin.DeleteAsync($"/api/v1/users/{id}")).StatusCode);
+
+        await (await client.GetAsync("/api/v1/me")).AssertProblemAsync(HttpStatusCode.Unauthorized, "unauthorized");
+        await (await _admin.GetAsync($"/api/v1/users/{id}")).AssertProblemAsync(HttpStatusCode.NotFound, "not_found");
+        var members = (await (await _admin.GetAsync($"/api/v1/workspaces/{workspace.Id}/members")).ReadAsync<Page<MemberResponse>>()).Items;
+        Assert.DoesNotContain(members, m => m.UserId == id);
+        var audit = await (await _admin.GetAsync($"/api/v1/audit?action={AuditActions.UserDeleted}")).ReadAsync<Page<AuditEventResponse>>();
+        Assert.Contains(audit.Items, e => e.Target == AuditTargets.User(id));
+
+        var me = await (await _admin.GetAsync("/api/v1/me")).ReadAsync<MeResponse>();
+        await (await _admin.DeleteAsync($"/api/v1/users/{me.Id}")).AssertProblemAsync(HttpStatusCode.Conflict, "cannot_delete_self");
+        var (owner, _, _) = await _app.CreateUserAsync();
+        var owned = await _app.CreateWorkspaceAsync();
+        Assert.Equal(HttpStatusCode.OK, (await _admin.PutAsJsonAsync($"/api/v1/workspaces/{owned}/members/{owner}", new { role = "owner" })).StatusCode);
+        Assert.Equal(HttpStatusCode.NoContent, (await _admin.DeleteAsync($"/api/v1/workspaces/{owned}/members/{me.Id}")).StatusCode);
+        await (await _admin.DeleteAsync($"/api/v1/users/{owner}")).AssertProblemAsync(HttpStatusCode.Conflict, "last_owner");
+    }
+
     private static string NewSlug() => "ws-" + Guid.NewGuid().ToString("N")[..16];
 }

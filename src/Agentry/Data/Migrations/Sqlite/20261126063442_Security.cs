@@ -152,11 +152,24 @@ namespace Agentry.Data.Migrations.Sqlite
                 name: "IX_service_accounts_WorkspaceId_Id",
                 table: "service_accounts",
                 columns: new[] { "WorkspaceId", "Id" });
+
+            // The audit trail is append-only for every client of the database, not only for Agentry.
+            migrationBuilder.Sql("""
+                CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+                BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: UPDATE is not allowed'); END;
+                """);
+            migrationBuilder.Sql("""
+                CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+                BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: DELETE is not allowed'); END;
+                """);
         }
 
         /// <inheritdoc />
         protected override void Down(MigrationBuilder migrationBuilder)
         {
+            migrationBuilder.Sql("DROP TRIGGER audit_events_no_delete;");
+            migrationBuilder.Sql("DROP TRIGGER audit_events_no_update;");
+
             migrationBuilder.DropTable(
                 name: "api_keys");
 
