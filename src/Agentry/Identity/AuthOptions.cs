@@ -3,7 +3,7 @@ using System.ComponentModel.DataAnnotations;
 namespace Agentry.Identity;
 
 /// <summary>Tokens issued at /connect/token. Section <c>Agentry:Tokens</c>.</summary>
-public sealed class TokenOptions
+public sealed class TokenOptions : IValidatableObject
 {
     public const string SectionName = "Agentry:Tokens";
 
@@ -27,6 +27,13 @@ public sealed class TokenOptions
     [Range(typeof(TimeSpan), "00:00:00.1", "01:00:00", ErrorMessage = "Agentry:Tokens:KeyRefreshInterval must be between 00:00:00.1 and 01:00:00.")]
     public TimeSpan KeyRefreshInterval { get; set; } = TimeSpan.FromMinutes(1);
 
+    /// <summary>
+    /// Base64 of 32 random bytes (e.g. <c>openssl rand -base64 32</c>), best as a secret file: token keys are
+    /// then stored encrypted (AES-256-GCM) in the database. Unset: stored as they are, protected only by the
+    /// database's own access control.
+    /// </summary>
+    public string? KeyEncryptionKey { get; set; }
+
     /// <summary>Refuse token requests over plain http. Off by default so the embedded quick start works; turn on behind TLS (and set Agentry:Hosting:TrustedProxies when a gateway terminates it).</summary>
     public bool RequireHttps { get; set; }
 
@@ -36,6 +43,15 @@ public sealed class TokenOptions
 
     [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00", ErrorMessage = "Agentry:Tokens:LockoutDuration must be between 00:00:01 and 1.00:00:00.")]
     public TimeSpan LockoutDuration { get; set; } = TimeSpan.FromMinutes(5);
+
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        if (KeyEncryptionKey is not null && SigningKeyProtection.ParseKey(KeyEncryptionKey) is null)
+        {
+            yield return new ValidationResult(
+                "Agentry:Tokens:KeyEncryptionKey must be the base64 of exactly 32 bytes (openssl rand -base64 32).", [nameof(KeyEncryptionKey)]);
+        }
+    }
 }
 
 /// <summary>The first administrator, created on first start. Section <c>Agentry:Bootstrap</c>.</summary>

@@ -69,16 +69,17 @@ internal sealed class KeyRing(IServiceScopeFactory scopes, TimeProvider clock, I
         var settings = options.Value;
         var now = clock.UtcNow();
         var lead = 2 * settings.KeyRefreshInterval;
+        var kek = settings.KeyEncryptionKey is { } configured ? SigningKeyProtection.ParseKey(configured) : null;
 
         var signing = db.SigningKeys.AsNoTracking().Where(k => k.Use == SigningKey.Signing).OrderByDescending(k => k.Generation).ToList();
         if (signing.Count == 0 || signing[0].CreatedAt + settings.SigningKeyRotation <= now)
         {
-            AddGeneration(db, SigningKey.Signing, signing.Count == 0 ? 1 : signing[0].Generation + 1, now);
+            AddGeneration(db, SigningKey.Signing, signing.Count == 0 ? 1 : signing[0].Generation + 1, now, kek);
             signing = db.SigningKeys.AsNoTracking().Where(k => k.Use == SigningKey.Signing).OrderByDescending(k => k.Generation).ToList();
         }
         if (!db.SigningKeys.Any(k => k.Use == SigningKey.Encryption))
         {
-            AddGeneration(db, SigningKey.Encryption, 1, now);
+            AddGeneration(db, SigningKey.Encryption, 1, now, kek);
         }
 
         // The signer: the newest key every node has had time to load (the first key ever signs at once).
@@ -95,14 +96,29 @@ internal sealed class KeyRing(IServiceScopeFactory scopes, TimeProvider clock, I
 
         var ordered = published.OrderBy(k => k == signing[signerIndex] ? 0 : 1).ThenByDescending(k => k.Generation).ToList();
         var encryption = db.SigningKeys.AsNoTracking().Where(k => k.Use == SigningKey.Encryption).OrderByDescending(k => k.Generation).ToList();
+        if (kek is not null)
+        {
+            SealPlainKeys(db, ordered.Concat(encryption), kek);
+        }
         return new Snapshot(
-            ordered.Select(ToRsa).ToArray(),
-            encryption.Select(k => (SecurityKey)new SymmetricSecurityKey(k.Material) { KeyId = k.Id }).ToArray(),
+            ordered.Select(k => ToRsa(k, kek)).ToArray(),
+            encryption.Select(k => (SecurityKey)new SymmetricSecurityKey(SigningKeyProtection.Open(k.Material, k.Id, kek)) { KeyId = k.Id }).ToArray(),
             string.Join(',', ordered.Select(k => k.Id)) + ';' + string.Join(',', encryption.Select(k => k.Id)));
     }
 
-    private static void AddGeneration(AppDbContext db, string use, int generation, DateTime now)
+    /// <summary>Keys written before a key-encryption key was configured are sealed now.</summary>
+    private static void SealPlainKeys(AppDbContext db, IEnumerable<SigningKey> keys, byte[] kek)
     {
+        foreach (var key in keys.Where(k => !SigningKeyProtection.IsSealed(k.Material)))
+        {
+            var sealedMaterial = SigningKeyProtection.Seal(key.Material, key.Id, kek);
+            db.SigningKeys.Where(k => k.Id == key.Id).ExecuteUpdate(u => u.SetProperty(k => k.Material, sealedMaterial));
+        }
+    }
+
+    private static void AddGeneration(AppDbContext db, string use, int generation, DateTime now, byte[]? kek)
+    {
+        var id = Guid.CreateVersion7().ToString("N");
         byte[] material;
         if (use == SigningKey.Signing)
         {
@@ -115,10 +131,10 @@ internal sealed class KeyRing(IServiceScopeFactory scopes, TimeProvider clock, I
         }
         db.SigningKeys.Add(new SigningKey
         {
-            Id = Guid.CreateVersion7().ToString("N"),
+            Id = id,
             Use = use,
             Generation = generation,
-            Material = material,
+            Material = kek is null ? material : SigningKeyProtection.Seal(material, id, kek),
             CreatedAt = now,
         });
         try
@@ -132,10 +148,10 @@ internal sealed class KeyRing(IServiceScopeFactory scopes, TimeProvider clock, I
         db.ChangeTracker.Clear();
     }
 
-    private static SecurityKey ToRsa(SigningKey key)
+    private static SecurityKey ToRsa(SigningKey key, byte[]? kek)
     {
         var rsa = RSA.Create();
-        rsa.ImportPkcs8PrivateKey(key.Material, out _);
+        rsa.ImportPkcs8PrivateKey(SigningKeyProtection.Open(key.Material, key.Id, kek), out _);
         return new RsaSecurityKey(rsa) { KeyId = key.Id };
     }
 

@@ -17,6 +17,7 @@ public sealed class ProcessTests
     [InlineData("Agentry__Hosting__CorsOrigins__0", "*", "Agentry:Hosting:CorsOrigins")]
     [InlineData("Agentry__Egress__AllowedNetworks__0", "10.0.0.0/99", "Agentry:Egress:AllowedNetworks")]
     [InlineData("Agentry__RateLimits__Api__Burst", "0", "Agentry:RateLimits:Api:Burst")]
+    [InlineData("Agentry__Tokens__KeyEncryptionKey", "dG9vIHNob3J0", "Agentry:Tokens:KeyEncryptionKey")]
     [InlineData("Agentry__RateLimits__SignIn__Period", "00:00:00", "Agentry:RateLimits:SignIn:Period")]
     [InlineData("Agentry__ExternalIdentity__Authority", "https://idp.example/", "Agentry:ExternalIdentity:Audience")]
     public async Task A_bad_setting_stops_start_up_with_one_line_naming_the_key(string variable, string value, string key)
