@@ -53,6 +53,7 @@ public static class Problem
 
     public static ProblemHttpResult BadRequest(string code, string detail) => Create(400, code, detail);
 
+
     /// <summary>A 400 whose <c>errors</c> name the fields that are wrong.</summary>
     public static ProblemHttpResult Validation(string field, string message) =>
         TypedResults.Problem(new HttpValidationProblemDetails(new Dictionary<string, string[]> { [field] = [message] })
@@ -153,8 +154,13 @@ internal sealed class ApiExceptionHandler(IProblemDetailsService problems, ILogg
             (415, ProblemCodes.UnsupportedMediaType, bad.Message),
         BadHttpRequestException bad =>
             (bad.StatusCode, ProblemCodes.ForStatus(bad.StatusCode), bad.Message),
+        DependencyUnavailableException unavailable =>
+            (503, ProblemCodes.Unavailable, unavailable.Message),
         _ when exception.IsDatabaseOutage() =>
             (503, ProblemCodes.Unavailable, "A dependency of this request is temporarily unavailable; retry shortly."),
         _ => (500, ProblemCodes.InternalError, "An unexpected error occurred. Quote the traceId when reporting it."),
     };
 }
+
+/// <summary>A service the request needs (other than the database) cannot be reached: 503 with Retry-After.</summary>
+public sealed class DependencyUnavailableException(string message, Exception? inner = null) : Exception(message, inner);

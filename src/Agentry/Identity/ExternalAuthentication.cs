@@ -1,3 +1,4 @@
+using Agentry.Hosting;
 using System.Security.Claims;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
@@ -46,7 +47,24 @@ internal static class ExternalAuthentication
             NameClaimType = Claims.Name,
             RoleClaimType = Claims.Role,
         };
-        jwt.Events = new JwtBearerEvents { OnTokenValidated = MapToUserAsync, OnChallenge = ExplainRefusal };
+        jwt.Events = new JwtBearerEvents { OnMessageReceived = RequireProviderAsync, OnTokenValidated = MapToUserAsync, OnChallenge = ExplainRefusal };
+    }
+
+    /// <summary>
+    /// JwtBearer would carry on without the provider's discovery document and refuse the token (401), as if
+    /// it were bad; an unreachable provider is an outage (503 + Retry-After), so the client retries instead
+    /// of signing in again. Cheap once fetched: the configuration manager caches the document.
+    /// </summary>
+    private static async Task RequireProviderAsync(MessageReceivedContext context)
+    {
+        try
+        {
+            await context.Options.ConfigurationManager!.GetConfigurationAsync(context.HttpContext.RequestAborted);
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or HttpRequestException or IOException)
+        {
+            throw new DependencyUnavailableException("The external identity provider cannot be reached; retry shortly.", ex);
+        }
     }
 
     private static async Task MapToUserAsync(TokenValidatedContext context)

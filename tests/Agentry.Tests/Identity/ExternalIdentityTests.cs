@@ -137,6 +137,29 @@ public sealed class ExternalIdentityTests(ExternalIdentityFixture fixture) : ICl
     }
 
     [Fact]
+    public async Task An_unreachable_provider_is_an_outage_not_a_bad_token()
+    {
+        const string deadIssuer = "http://127.0.0.1:1/";
+        await using var node = AgentryApp.Sqlite(new Dictionary<string, string?>
+        {
+            ["Agentry:ExternalIdentity:Authority"] = deadIssuer,
+            ["Agentry:ExternalIdentity:Audience"] = TokenOptions.Audience,
+            ["Agentry:ExternalIdentity:RequireHttpsMetadata"] = "false",
+        });
+        using var rsa = RSA.Create(2048);
+        var token = new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+        {
+            Claims = new Dictionary<string, object> { ["iss"] = deadIssuer, ["sub"] = "someone", ["aud"] = TokenOptions.Audience },
+            SigningCredentials = new SigningCredentials(new RsaSecurityKey(rsa) { KeyId = "k" }, SecurityAlgorithms.RsaSha256),
+        });
+
+        var response = await MeAsync(node, token);
+
+        await response.AssertProblemAsync(HttpStatusCode.ServiceUnavailable, "service_unavailable");
+        Assert.NotNull(response.Headers.RetryAfter);
+    }
+
+    [Fact]
     public async Task The_node_s_own_tokens_and_keys_still_work()
     {
         var admin = await _node.AdminClientAsync();
