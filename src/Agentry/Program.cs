@@ -1,3 +1,4 @@
+using Agentry.Agents;
 using Agentry.Data;
 using Agentry.Hosting;
 using Agentry.Identity;
@@ -28,6 +29,7 @@ app.MapTelemetry();
 app.MapApiDocs();
 app.MapIdentity();
 app.MapWorkspaces();
+app.MapAgents();
 
 return await app.RunAgentryAsync(args);
 

@@ -1,3 +1,4 @@
+using Agentry.Agents;
 using Agentry.Identity;
 using Agentry.Workspaces;
 using Microsoft.EntityFrameworkCore;
@@ -19,6 +20,8 @@ public abstract class AppDbContext(DbContextOptions options) : DbContext(options
     public DbSet<ServiceAccount> ServiceAccounts => Set<ServiceAccount>();
     public DbSet<AuditEvent> AuditEvents => Set<AuditEvent>();
     public DbSet<ExternalLogin> ExternalLogins => Set<ExternalLogin>();
+    public DbSet<Agent> Agents => Set<Agent>();
+    public DbSet<AgentVersion> AgentVersions => Set<AgentVersion>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {

@@ -2,6 +2,7 @@ using System.Buffers.Text;
 using System.ComponentModel.DataAnnotations;
 using System.Text.Json;
 using Agentry.Hosting;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Agentry.Data;
@@ -42,8 +43,48 @@ public sealed class PageRequest
     }
 }
 
+/// <summary>A row listed by creation (its UUIDv7 id) or by name: what <see cref="Paging.OrderForPage{T}"/> sorts on.</summary>
+public interface INamedRow
+{
+    Guid Id { get; }
+    string Name { get; }
+}
+
 public static class Paging
 {
+    /// <summary>The sorts <see cref="OrderForPage{T}"/> understands; the first is the default.</summary>
+    public static readonly string[] NamedRowSorts = ["-createdAt", "createdAt", "name", "-name"];
+
+    /// <summary>
+    /// Orders by one of <see cref="NamedRowSorts"/> and starts after the cursor's row. Ids are UUIDv7, so id
+    /// order is creation order; name ties break on id.
+    /// </summary>
+    public static IQueryable<T> OrderForPage<T>(this IQueryable<T> query, string sort, Cursor? after) where T : class, INamedRow =>
+        (sort, after) switch
+        {
+            ("-createdAt", null) => query.OrderByDescending(r => r.Id),
+            ("-createdAt", { } c) => query.Where(r => r.Id.CompareTo(c.Id) < 0).OrderByDescending(r => r.Id),
+            ("createdAt", null) => query.OrderBy(r => r.Id),
+            ("createdAt", { } c) => query.Where(r => r.Id.CompareTo(c.Id) > 0).OrderBy(r => r.Id),
+            ("name", null) => query.OrderBy(r => r.Name).ThenBy(r => r.Id),
+            ("name", { } c) => query
+                .Where(r => r.Name.CompareTo(c.Value) > 0 || (r.Name == c.Value && r.Id.CompareTo(c.Id) > 0))
+                .OrderBy(r => r.Name).ThenBy(r => r.Id),
+            (_, null) => query.OrderByDescending(r => r.Name).ThenByDescending(r => r.Id),
+            (_, { } c) => query
+                .Where(r => r.Name.CompareTo(c.Value) < 0 || (r.Name == c.Value && r.Id.CompareTo(c.Id) < 0))
+                .OrderByDescending(r => r.Name).ThenByDescending(r => r.Id),
+        };
+
+    /// <summary>One page of <typeparamref name="T"/> rows in a <see cref="NamedRowSorts"/> order, mapped.</summary>
+    public static async Task<Page<TItem>> NamedRowPageAsync<T, TItem>(
+        this IQueryable<T> query, string sort, Cursor? after, int size, Func<T, TItem> map, CancellationToken ct) where T : class, INamedRow
+    {
+        var rows = await query.OrderForPage(sort, after).Take(size + 1).ToListAsync(ct);
+        var byName = sort.EndsWith("name", StringComparison.Ordinal);
+        return rows.ToPage(size, last => new Cursor(sort, byName ? last.Name : null, last.Id), map);
+    }
+
     /// <summary>
     /// Turns up to <c>size + 1</c> rows (the query asks for one more than it returns) into a page whose
     /// cursor points after its last row, or no cursor when nothing follows.

@@ -56,10 +56,11 @@ public static class Problem
 
     /// <summary>A 400 whose <c>errors</c> name the fields that are wrong.</summary>
     public static ProblemHttpResult Validation(string field, string message) =>
-        TypedResults.Problem(new HttpValidationProblemDetails(new Dictionary<string, string[]> { [field] = [message] })
-        {
-            Status = StatusCodes.Status400BadRequest,
-        });
+        Validation(new Dictionary<string, string[]> { [field] = [message] });
+
+    /// <summary>A 400 whose <c>errors</c> name every field that is wrong.</summary>
+    public static ProblemHttpResult Validation(IDictionary<string, string[]> errors) =>
+        TypedResults.Problem(new HttpValidationProblemDetails(errors) { Status = StatusCodes.Status400BadRequest });
 
     private static ProblemHttpResult Create(int status, string code, string detail) =>
         TypedResults.Problem(detail, statusCode: status, extensions: new Dictionary<string, object?> { ["code"] = code });

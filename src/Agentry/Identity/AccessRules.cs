@@ -1,4 +1,5 @@
 using Agentry.Hosting;
+using Agentry.Workspaces;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Authorization.Policy;
 
@@ -7,8 +8,11 @@ namespace Agentry.Identity;
 /// <summary>The scope an endpoint needs from an API key or service account. Users pass (their workspace role decides).</summary>
 public sealed record ScopeRequirement(string Scope) : IAuthorizationRequirement;
 
-/// <summary>The least workspace role an endpoint needs, in the workspace named by a route value.</summary>
-public sealed record WorkspaceRoleRequirement(string Role, string RouteValue);
+/// <summary>
+/// The least workspace role an endpoint needs, in the workspace named by a route (or query) value, or, when
+/// <paramref name="RouteValue"/> is null, in the request's <see cref="CurrentWorkspace"/>.
+/// </summary>
+public sealed record WorkspaceRoleRequirement(string Role, string? RouteValue);
 
 /// <summary>Only platform administrators (never API keys) may call the endpoint.</summary>
 public sealed record PlatformAdminRequirement;
@@ -36,6 +40,18 @@ public static class AccessRules
         return builder;
     }
 
+    /// <summary>
+    /// Like <see cref="RequireWorkspaceRole{TBuilder}"/> for routes that name no workspace: the workspace is the
+    /// request's <see cref="CurrentWorkspace"/> (the caller's bound one, the <c>Agentry-Workspace</c> header, or a
+    /// user's only one), which the handler then binds as a parameter.
+    /// </summary>
+    public static TBuilder RequireCurrentWorkspaceRole<TBuilder>(this TBuilder builder, string role) where TBuilder : IEndpointConventionBuilder
+    {
+        builder.WithMetadata(new WorkspaceRoleRequirement(role, null));
+        builder.AddEndpointFilter(CheckWorkspaceRoleAsync);
+        return builder;
+    }
+
     /// <summary>Platform administrators only; anyone else gets 403.</summary>
     public static TBuilder RequirePlatformAdmin<TBuilder>(this TBuilder builder) where TBuilder : IEndpointConventionBuilder
     {
@@ -54,12 +70,25 @@ public static class AccessRules
         var http = context.HttpContext;
         // The most specific declaration wins (an endpoint's over its group's); the filter runs once per declaration.
         var rule = http.GetEndpoint()?.Metadata.GetMetadata<WorkspaceRoleRequirement>();
-        var named = http.Request.RouteValues[rule?.RouteValue ?? ""] as string ?? http.Request.Query[rule?.RouteValue ?? ""].FirstOrDefault();
-        if (rule is null || !Guid.TryParse(named, out var workspaceId))
+        if (rule is null)
         {
             return await next(context);
         }
         var caller = await Caller.BindAsync(http);
+        Guid workspaceId;
+        if (rule.RouteValue is null)
+        {
+            (workspaceId, var problem) = await CurrentWorkspace.ResolveAsync(http, caller);
+            if (problem is not null)
+            {
+                return problem;
+            }
+            CurrentWorkspace.Set(http, workspaceId);
+        }
+        else if (!Guid.TryParse(http.Request.RouteValues[rule.RouteValue] as string ?? http.Request.Query[rule.RouteValue].FirstOrDefault(), out workspaceId))
+        {
+            return await next(context);
+        }
         if (!caller.IsPlatformAdmin)
         {
             var role = await caller.RoleInAsync(workspaceId, http.RequestAborted);

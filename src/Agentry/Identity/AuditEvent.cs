@@ -68,6 +68,10 @@ public static class AuditActions
     public const string WorkspaceCreated = "workspace.created";
     public const string WorkspaceUpdated = "workspace.updated";
     public const string WorkspaceDeleted = "workspace.deleted";
+    public const string AgentCreated = "agent.created";
+    public const string AgentUpdated = "agent.updated";
+    public const string AgentDeleted = "agent.deleted";
+    public const string AgentImported = "agent.imported";
     public const string PermissionDenied = "permission.denied";
 }
 
@@ -90,6 +94,8 @@ public static class AuditTargets
     public static string ApiKey(Guid id) => $"apikey:{id}";
 
     public static string ServiceAccount(Guid id) => $"serviceaccount:{id}";
+
+    public static string Agent(Guid id) => $"agent:{id}";
 }
 
 internal sealed class AuditEventConfiguration : IEntityTypeConfiguration<AuditEvent>

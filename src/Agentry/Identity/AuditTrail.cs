@@ -4,6 +4,7 @@ using System.Security.Claims;
 using System.Text.Json;
 using Agentry.Data;
 using Agentry.Hosting;
+using Agentry.Workspaces;
 using Microsoft.EntityFrameworkCore;
 using OpenIddict.Abstractions;
 using static OpenIddict.Abstractions.OpenIddictConstants;
@@ -88,7 +89,9 @@ internal sealed class AuditTrail(
         // The workspace the endpoint's access rule names (route or query value), as the rule itself reads it.
         var workspaceParameter = endpoint?.Metadata.GetMetadata<WorkspaceRoleRequirement>()?.RouteValue ?? "workspaceId";
         var named = context.GetRouteValue(workspaceParameter) as string ?? context.Request.Query[workspaceParameter].FirstOrDefault();
-        var workspaceId = Guid.TryParse(named, out var id) ? id : (Guid?)null;
+        var workspaceId = Guid.TryParse(named, out var id) ? id
+            : context.Items.TryGetValue(typeof(CurrentWorkspace), out var current) ? current as Guid?
+            : null;
         var route = (endpoint as RouteEndpoint)?.RoutePattern.RawText;
         await context.RequestServices.GetRequiredService<AuditTrail>().RecordAsync(
             AuditActions.PermissionDenied, AuditOutcomes.Denied, workspaceId, $"{context.Request.Method} {context.Request.Path}", new { route });

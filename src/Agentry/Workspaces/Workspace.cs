@@ -4,7 +4,7 @@ using Microsoft.EntityFrameworkCore.Metadata.Builders;
 namespace Agentry.Workspaces;
 
 /// <summary>The tenant: every other resource belongs to exactly one workspace.</summary>
-public sealed class Workspace
+public sealed class Workspace : Agentry.Data.INamedRow
 {
     public const int NameMaxLength = 100;
     public const int SlugMaxLength = 64;

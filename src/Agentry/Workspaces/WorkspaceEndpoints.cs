@@ -11,7 +11,6 @@ namespace Agentry.Workspaces;
 public static class WorkspaceEndpoints
 {
     internal const string ListTag = "workspaces:list";
-    private static readonly string[] Sorts = ["-createdAt", "createdAt", "name", "-name"];
 
     public static IEndpointRouteBuilder MapWorkspaces(this IEndpointRouteBuilder endpoints)
     {
@@ -70,14 +69,14 @@ public static class WorkspaceEndpoints
     internal static async Task<Results<Ok<Page<WorkspaceResponse>>, ProblemHttpResult>> ListAsync(
         [AsParameters] PageRequest page, Caller caller, AppDbContext db, IFusionCache cache, CancellationToken ct)
     {
-        if (page.Resolve(Sorts, out var sort, out var after) is { } invalid)
+        if (page.Resolve(Paging.NamedRowSorts, out var sort, out var after) is { } invalid)
         {
             return invalid;
         }
         var scope = caller.IsPlatformAdmin ? "all" : caller.BoundWorkspaceId is { } only ? $"key:{only}" : caller.UserId.ToString();
         var result = await cache.GetOrSetAsync(
             $"workspaces:list:{scope}:{sort}:{page.Size}:{page.Cursor}",
-            token => QueryPageAsync(Visible(db, caller), sort, after, page.Size, token),
+            token => Visible(db, caller).NamedRowPageAsync(sort, after, page.Size, w => w.ToResponse(), token),
             tags: [ListTag],
             token: ct);
         return TypedResults.Ok(result);
@@ -130,29 +129,6 @@ public static class WorkspaceEndpoints
         : caller.BoundWorkspaceId is { } only
         ? db.Workspaces.AsNoTracking().Where(w => w.Id == only)
         : db.Workspaces.AsNoTracking().Where(w => db.Memberships.Any(m => m.WorkspaceId == w.Id && m.UserId == caller.UserId));
-
-    private static async Task<Page<WorkspaceResponse>> QueryPageAsync(IQueryable<Workspace> query, string sort, Cursor? after, int size, CancellationToken ct)
-    {
-        // Ids are UUIDv7, so id order is creation order; name ties break on id.
-        query = (sort, after) switch
-        {
-            ("-createdAt", null) => query.OrderByDescending(w => w.Id),
-            ("-createdAt", { } c) => query.Where(w => w.Id.CompareTo(c.Id) < 0).OrderByDescending(w => w.Id),
-            ("createdAt", null) => query.OrderBy(w => w.Id),
-            ("createdAt", { } c) => query.Where(w => w.Id.CompareTo(c.Id) > 0).OrderBy(w => w.Id),
-            ("name", null) => query.OrderBy(w => w.Name).ThenBy(w => w.Id),
-            ("name", { } c) => query
-                .Where(w => w.Name.CompareTo(c.Value) > 0 || (w.Name == c.Value && w.Id.CompareTo(c.Id) > 0))
-                .OrderBy(w => w.Name).ThenBy(w => w.Id),
-            (_, null) => query.OrderByDescending(w => w.Name).ThenByDescending(w => w.Id),
-            (_, { } c) => query
-                .Where(w => w.Name.CompareTo(c.Value) < 0 || (w.Name == c.Value && w.Id.CompareTo(c.Id) < 0))
-                .OrderByDescending(w => w.Name).ThenByDescending(w => w.Id),
-        };
-        var rows = await query.Take(size + 1).Select(w => w.ToResponse()).ToListAsync(ct);
-        var byName = sort.EndsWith("name", StringComparison.Ordinal);
-        return rows.ToPage(size, last => new Cursor(sort, byName ? last.Name : null, last.Id), w => w);
-    }
 
     private static async Task InvalidateAsync(IFusionCache cache, Guid id, CancellationToken ct)
     {

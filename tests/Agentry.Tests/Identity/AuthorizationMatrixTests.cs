@@ -2,6 +2,7 @@ using System.Net;
 using System.Text.Json;
 using Agentry.Identity;
 using Agentry.Tests.Infrastructure;
+using Agentry.Workspaces;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -33,6 +34,9 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
         ["UpdateUser"] = new { displayName = "renamed" },
         ["CreateApiKey"] = new { name = "matrix", scopes = new[] { ApiKeyScopes.Chat } },
         ["CreateServiceAccount"] = new { name = "matrix", scopes = new[] { ApiKeyScopes.Chat } },
+        ["CreateAgent"] = new { name = "matrix-" + Guid.NewGuid().ToString("N")[..8], kind = "tool" },
+        ["UpdateAgent"] = new { description = "changed" },
+        ["ImportAgent"] = new { agentry = "agent/v1", name = "imported-" + Guid.NewGuid().ToString("N")[..8], kind = "tool" },
     };
 
     private sealed record Principal(string Name, HttpClient? Client, string? Role, bool IsKey = false, string[]? Scopes = null);
@@ -48,6 +52,9 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
         var keyId = (await (await _app.KeyClient(key).GetAsync("/api/v1/me")).ReadAsync<MeResponse>()).Id;
         var account = (await (await admin.PostJsonAsync($"/api/v1/workspaces/{workspace}/service-accounts", Bodies["CreateServiceAccount"]))
             .ReadAsync<JsonElement>(HttpStatusCode.Created)).GetProperty("id").GetString()!;
+        using var inWorkspace = new HttpRequestMessage(HttpMethod.Post, "/api/v1/agents") { Content = HttpAssertions.Json(new { name = "matrix agent", kind = "tool" }) };
+        inWorkspace.Headers.Add(CurrentWorkspace.HeaderName, workspace.ToString());
+        var agent = (await (await admin.SendAsync(inWorkspace)).ReadAsync<JsonElement>(HttpStatusCode.Created)).GetProperty("id").GetString()!;
         Principal[] principals =
         [
             new("anonymous", null, null),
@@ -66,6 +73,8 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
             ["userId"] = victim.ToString(),
             ["keyId"] = keyId.ToString(),
             ["accountId"] = account,
+            ["agents.id"] = agent,
+            ["version"] = "1",
         };
         var openApi = JsonDocument.Parse(await admin.GetStringAsync("/openapi/v1.json")).RootElement.GetProperty("paths");
 
@@ -103,6 +112,11 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
                 if (body is not null)
                 {
                     request.Content = HttpAssertions.Json(body);
+                }
+                // A route that names no workspace acts in the one the header names (see CurrentWorkspace).
+                if (endpoint.Metadata.GetMetadata<WorkspaceRoleRequirement>() is { RouteValue: null })
+                {
+                    request.Headers.Add(CurrentWorkspace.HeaderName, workspace.ToString());
                 }
                 var status = (int)(await client.SendAsync(request)).StatusCode;
                 checkedCalls++;
@@ -172,9 +186,9 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
             url = System.Text.RegularExpressions.Regex.Replace(url, $@"\{{{parameter.Name}(:[^}}]*)?\}}", value);
         }
         // A workspace named in the query string rather than the route (e.g. the audit log).
-        if (rule is not null && pattern.GetParameter(rule.RouteValue) is null)
+        if (rule is { RouteValue: { } named } && pattern.GetParameter(named) is null)
         {
-            url += $"?{rule.RouteValue}={values[rule.RouteValue]}";
+            url += $"?{named}={values[named]}";
         }
         return url;
     }

@@ -12,12 +12,14 @@ namespace Agentry.Data.CompiledModels.Postgres
     public partial class PostgresAppDbContextModel
     {
         private PostgresAppDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("06eab729-8bf7-4d57-a5b0-d09c4cdea5cd"), entityTypeCount: 12)
+            : base(skipDetectChanges: false, modelId: new Guid("c08d9cc1-79e2-4656-9907-d3f359db036f"), entityTypeCount: 14)
         {
         }
 
         partial void Initialize()
         {
+            var agent = AgentEntityType.Create(this);
+            var agentVersion = AgentVersionEntityType.Create(this);
             var apiKey = ApiKeyEntityType.Create(this);
             var auditEvent = AuditEventEntityType.Create(this);
             var externalLogin = ExternalLoginEntityType.Create(this);
@@ -31,6 +33,8 @@ namespace Agentry.Data.CompiledModels.Postgres
             var openIddictEntityFrameworkCoreScope = OpenIddictEntityFrameworkCoreScopeEntityType.Create(this);
             var openIddictEntityFrameworkCoreToken = OpenIddictEntityFrameworkCoreTokenEntityType.Create(this);
 
+            AgentEntityType.CreateForeignKey1(agent, workspace);
+            AgentVersionEntityType.CreateForeignKey1(agentVersion, agent);
             ApiKeyEntityType.CreateForeignKey1(apiKey, workspace);
             ExternalLoginEntityType.CreateForeignKey1(externalLogin, user);
             MembershipEntityType.CreateForeignKey1(membership, user);
@@ -40,6 +44,8 @@ namespace Agentry.Data.CompiledModels.Postgres
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey1(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreApplication);
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey2(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreAuthorization);
 
+            AgentEntityType.CreateAnnotations(agent);
+            AgentVersionEntityType.CreateAnnotations(agentVersion);
             ApiKeyEntityType.CreateAnnotations(apiKey);
             AuditEventEntityType.CreateAnnotations(auditEvent);
             ExternalLoginEntityType.CreateAnnotations(externalLogin);

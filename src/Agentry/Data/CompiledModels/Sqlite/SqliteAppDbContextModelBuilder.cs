@@ -11,12 +11,14 @@ namespace Agentry.Data.CompiledModels.Sqlite
     public partial class SqliteAppDbContextModel
     {
         private SqliteAppDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("4bda0618-d42a-452d-bdb2-9748ae592eab"), entityTypeCount: 12)
+            : base(skipDetectChanges: false, modelId: new Guid("e3422281-1713-4514-917d-ee26c4fe45bb"), entityTypeCount: 14)
         {
         }
 
         partial void Initialize()
         {
+            var agent = AgentEntityType.Create(this);
+            var agentVersion = AgentVersionEntityType.Create(this);
             var apiKey = ApiKeyEntityType.Create(this);
             var auditEvent = AuditEventEntityType.Create(this);
             var externalLogin = ExternalLoginEntityType.Create(this);
@@ -30,6 +32,8 @@ namespace Agentry.Data.CompiledModels.Sqlite
             var openIddictEntityFrameworkCoreScope = OpenIddictEntityFrameworkCoreScopeEntityType.Create(this);
             var openIddictEntityFrameworkCoreToken = OpenIddictEntityFrameworkCoreTokenEntityType.Create(this);
 
+            AgentEntityType.CreateForeignKey1(agent, workspace);
+            AgentVersionEntityType.CreateForeignKey1(agentVersion, agent);
             ApiKeyEntityType.CreateForeignKey1(apiKey, workspace);
             ExternalLoginEntityType.CreateForeignKey1(externalLogin, user);
             MembershipEntityType.CreateForeignKey1(membership, user);
@@ -39,6 +43,8 @@ namespace Agentry.Data.CompiledModels.Sqlite
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey1(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreApplication);
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey2(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreAuthorization);
 
+            AgentEntityType.CreateAnnotations(agent);
+            AgentVersionEntityType.CreateAnnotations(agentVersion);
             ApiKeyEntityType.CreateAnnotations(apiKey);
             AuditEventEntityType.CreateAnnotations(auditEvent);
             ExternalLoginEntityType.CreateAnnotations(externalLogin);
