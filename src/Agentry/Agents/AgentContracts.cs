@@ -146,7 +146,7 @@ internal static class AgentContracts
     public static AgentVersionResponse ToResponse(this AgentVersion v) =>
         new(v.AgentId, v.Version, v.Name, v.Kind, AgentDefinition.Parse(v.Definition), v.CreatedAt, v.CreatedBy);
 
-    public static AgentDocument ToDocument(this Agent a)
+    public static AgentDocument ToExport(this Agent a)
     {
         var d = AgentDefinition.Parse(a.Definition);
         return new AgentDocument

@@ -190,7 +190,7 @@ public static class AgentEndpoints
         Guid id, CurrentWorkspace workspace, AppDbContext db, CancellationToken ct)
     {
         var agent = await Live(db, workspace.Id).FirstOrDefaultAsync(a => a.Id == id, ct);
-        return agent is null ? NotFound(id) : TypedResults.Ok(agent.ToDocument());
+        return agent is null ? NotFound(id) : TypedResults.Ok(agent.ToExport());
     }
 
     /// <summary>What a create or an import writes with: the workspace, who acts, and the services the write uses.</summary>
