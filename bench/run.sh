@@ -314,6 +314,15 @@ resp=$(curl -sS -w '\n%{http_code}' -X POST -H 'Content-Type: application/json' 
 BENCH_API_KEY=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["key"])' "${resp%$'\n'*}")
 export BENCH_API_KEY
 
+# 20 agents in that workspace for the agents list (lua/workspace.lua names the workspace).
+export BENCH_WORKSPACE="$WS_ID"
+for ((i = 1; i <= 20; i++)); do
+    body=$(printf '{"name":"bench-agent-%02d","kind":"webhook","webhook":{"url":"https://hooks.example/%02d"}}' "$i" "$i")
+    resp=$(curl -sS -w '\n%{http_code}' -X POST -H 'Content-Type: application/json' -H "Authorization: Bearer $BENCH_TOKEN" \
+        -H "Agentry-Workspace: $WS_ID" -d "$body" "$SVC/api/v1/agents") || die "could not create an agent"
+    [ "${resp##*$'\n'}" = "201" ] || die "POST /api/v1/agents answered ${resp##*$'\n'}: ${resp%$'\n'*}"
+done
+
 # The targets, in the order they are driven. One entry: "name|url|optional wrk lua script".
 # The script path is relative to bench/ (e.g. lua/auth.lua setting an Authorization header; a
 # script can read secrets with os.getenv). Add authenticated endpoints here.
@@ -326,6 +335,7 @@ TARGETS=(
     "me-apikey|$SVC/api/v1/me|lua/apikey.lua"
     "workspace-get|$SVC/api/v1/workspaces/$WS_ID|lua/auth.lua"
     "workspace-list|$SVC/api/v1/workspaces?limit=20|lua/auth.lua"
+    "agents-list|$SVC/api/v1/agents?limit=20|lua/workspace.lua"
 )
 
 # A target that answers 404 or 500 would still produce a (meaningless) req/s figure; refuse it.

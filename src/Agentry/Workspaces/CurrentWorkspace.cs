@@ -3,6 +3,7 @@ using Agentry.Hosting;
 using Agentry.Identity;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
+using ZiggyCreatures.Caching.Fusion;
 
 namespace Agentry.Workspaces;
 
@@ -52,21 +53,41 @@ public sealed class CurrentWorkspace
             return await ImpliedAsync(http, caller, ct);
         }
         var db = http.RequestServices.GetRequiredService<AppDbContext>();
+        var cache = http.RequestServices.GetRequiredService<IFusionCache>();
         // Only a platform administrator may name a workspace that does not exist without the name being checked by a
-        // membership; for everyone else the role lookup that follows answers 404 for it.
+        // membership; for everyone else the role lookup that follows answers 404 for it. Slugs never change, so the
+        // id a name stands for is cached (a deleted workspace's entry leads to that same 404).
         Guid? id = Guid.TryParse(named, out var parsed) && !caller.IsPlatformAdmin
             ? parsed
-            : await db.Workspaces.AsNoTracking().Where(w => w.Id == parsed || w.Slug == named).Select(w => (Guid?)w.Id).FirstOrDefaultAsync(ct);
+            : await cache.GetOrSetAsync<Guid?>(
+                NamedCacheKey(named),
+                token => db.Workspaces.AsNoTracking().Where(w => w.Id == parsed || w.Slug == named).Select(w => (Guid?)w.Id).FirstOrDefaultAsync(token),
+                options => options.SetDuration(TimeSpan.FromMinutes(5)),
+                token: ct);
         return id is { } found && (caller.BoundWorkspaceId is null || caller.BoundWorkspaceId == found)
             ? (found, null)
             : (Guid.Empty, Problem.NotFound($"Workspace '{named}' was not found."));
     }
 
+    /// <summary>The cached id a header's name stands for (a new workspace drops the entry for its slug).</summary>
+    internal static string NamedCacheKey(string named) => $"workspace-named:{named}";
+
     private static async Task<(Guid Id, ProblemHttpResult? Problem)> ImpliedAsync(HttpContext http, Caller caller, CancellationToken ct)
     {
         var db = http.RequestServices.GetRequiredService<AppDbContext>();
-        var memberships = await db.Memberships.AsNoTracking().Where(m => m.UserId == caller.UserId)
-            .Select(m => m.WorkspaceId).Take(2).ToListAsync(ct);
+        var cache = http.RequestServices.GetRequiredService<IFusionCache>();
+        // Dropped with the user's /me (their memberships changed) and with any of these workspaces.
+        var memberships = await cache.GetOrSetAsync<List<Guid>>(
+            $"implied-workspace:{caller.UserId}",
+            async (entry, token) =>
+            {
+                var found = await db.Memberships.AsNoTracking().Where(m => m.UserId == caller.UserId)
+                    .Select(m => m.WorkspaceId).Take(2).ToListAsync(token);
+                entry.Tags = [MeEndpoints.MeTag(caller.UserId), .. found.Select(Caller.MembershipTag)];
+                return found;
+            },
+            options => options.SetDuration(TimeSpan.FromMinutes(5)),
+            token: ct);
         return memberships is [var only]
             ? (only, null)
             : (Guid.Empty, Problem.Validation(HeaderName.ToLowerInvariant(),

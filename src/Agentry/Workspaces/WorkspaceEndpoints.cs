@@ -60,6 +60,8 @@ public static class WorkspaceEndpoints
             return Problem.Conflict("slug_taken", $"A workspace with slug '{request.Slug}' already exists.");
         }
         await cache.RemoveByTagAsync(MeEndpoints.MeTag(caller.UserId), token: ct);
+        // A name looked up before the workspace existed was remembered as unknown.
+        await cache.RemoveAsync(CurrentWorkspace.NamedCacheKey(workspace.Slug), token: ct);
         await cache.RemoveByTagAsync(ListTag, token: ct);
         await audit.RecordAsync(AuditActions.WorkspaceCreated, AuditOutcomes.Success, workspace.Id, AuditTargets.Workspace(workspace.Id),
             new { slug = workspace.Slug, name = workspace.Name });

@@ -213,6 +213,13 @@ public abstract class AgentApiContract(StorageFixture fixture)
         Assert.Equal(implicitAgent.Id, (await GetAsync(firstAdmin, implicitAgent.Id)).Id);
         await (await Send(user, HttpMethod.Get, Url, "no-such-workspace")).AssertProblemAsync(HttpStatusCode.NotFound, "not_found");
         await (await Send(user, HttpMethod.Get, $"{Url}/{bySlug.Id}", first.ToString())).AssertProblemAsync(HttpStatusCode.NotFound, "not_found");
+
+        // A name looked up before its workspace existed resolves once it does (names are cached).
+        var later = "later-" + Guid.NewGuid().ToString("N")[..8];
+        await (await Send(user, HttpMethod.Get, Url, later)).AssertProblemAsync(HttpStatusCode.NotFound, "not_found");
+        var created = await (await fixture.Client.PostJsonAsync("/api/v1/workspaces", new { name = "later", slug = later })).ReadAsync<WorkspaceResponse>(HttpStatusCode.Created);
+        (await fixture.Client.PutAsync($"/api/v1/workspaces/{created.Id}/members/{userId}", HttpAssertions.Json(new { role = Roles.Member }))).EnsureSuccessStatusCode();
+        Assert.Equal(HttpStatusCode.OK, (await Send(user, HttpMethod.Get, Url, later)).StatusCode);
     }
 
     [Fact]
