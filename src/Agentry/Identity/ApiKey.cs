@@ -1,3 +1,4 @@
+using Agentry.Data;
 using System.Security.Cryptography;
 using System.Text;
 using Agentry.Workspaces;
@@ -10,7 +11,7 @@ namespace Agentry.Identity;
 /// A workspace's credential for scripts and services. Only a hash of the secret is kept; the secret
 /// itself is shown once, when the key is created.
 /// </summary>
-public sealed class ApiKey
+public sealed class ApiKey : INamedRow
 {
     public Guid Id { get; init; }
     public Guid WorkspaceId { get; init; }
@@ -69,7 +70,8 @@ public static class ApiKeySecret
     private const int SecretLength = 40;
     private const int ChecksumLength = 6;
     public const int Length = 4 + SecretLength + ChecksumLength;
-    private const string Base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    /// <summary>The alphabet of generated secrets: no characters that need escaping or break a double-click selection.</summary>
+    internal const string Base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
     public static string Create()
     {

@@ -91,17 +91,9 @@ internal static class ApiKeyEndpoints
         {
             return invalid;
         }
-        // Ids are UUIDv7: id order is creation order.
-        var keys = db.ApiKeys.AsNoTracking().Where(k => k.WorkspaceId == workspaceId);
-        keys = (sort, after) switch
-        {
-            ("createdAt", null) => keys.OrderBy(k => k.Id),
-            ("createdAt", { } c) => keys.Where(k => k.Id.CompareTo(c.Id) > 0).OrderBy(k => k.Id),
-            (_, null) => keys.OrderByDescending(k => k.Id),
-            (_, { } c) => keys.Where(k => k.Id.CompareTo(c.Id) < 0).OrderByDescending(k => k.Id),
-        };
-        var rows = await keys.Take(page.Size + 1).ToListAsync(ct);
-        return TypedResults.Ok(rows.ToPage(page.Size, k => new Cursor(sort, null, k.Id), ToResponse));
+        var listed = await db.ApiKeys.AsNoTracking().Where(k => k.WorkspaceId == workspaceId)
+            .NamedRowPageAsync(sort, after, page.Size, ToResponse, ct);
+        return TypedResults.Ok(listed);
     }
 
     internal static async Task<Results<Ok<ApiKeyResponse>, ProblemHttpResult>> GetAsync(

@@ -1,3 +1,4 @@
+using Agentry.Data;
 using Agentry.Workspaces;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Metadata.Builders;
@@ -9,7 +10,7 @@ namespace Agentry.Identity;
 /// secret, held by OpenIddict as a confidential application) and acts in its one workspace with its scopes,
 /// like an API key but with short-lived tokens that resource servers can introspect.
 /// </summary>
-public sealed class ServiceAccount
+public sealed class ServiceAccount : INamedRow
 {
     public Guid Id { get; init; }
     public Guid WorkspaceId { get; init; }

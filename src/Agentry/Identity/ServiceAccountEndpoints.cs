@@ -73,7 +73,7 @@ internal static class ServiceAccountEndpoints
             CreatedBy = caller.UserId,
             CreatedAt = clock.UtcNow(),
         };
-        var secret = RandomNumberGenerator.GetString("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", 40);
+        var secret = RandomNumberGenerator.GetString(ApiKeySecret.Base62, 40);
         var client = new OpenIddictApplicationDescriptor
         {
             ClientId = account.ClientId,
@@ -110,17 +110,9 @@ internal static class ServiceAccountEndpoints
         {
             return invalid;
         }
-        // Ids are UUIDv7: id order is creation order.
-        var accounts = db.ServiceAccounts.AsNoTracking().Where(a => a.WorkspaceId == workspaceId);
-        accounts = (sort, after) switch
-        {
-            ("createdAt", null) => accounts.OrderBy(a => a.Id),
-            ("createdAt", { } c) => accounts.Where(a => a.Id.CompareTo(c.Id) > 0).OrderBy(a => a.Id),
-            (_, null) => accounts.OrderByDescending(a => a.Id),
-            (_, { } c) => accounts.Where(a => a.Id.CompareTo(c.Id) < 0).OrderByDescending(a => a.Id),
-        };
-        var rows = await accounts.Take(page.Size + 1).ToListAsync(ct);
-        return TypedResults.Ok(rows.ToPage(page.Size, a => new Cursor(sort, null, a.Id), ToResponse));
+        var listed = await db.ServiceAccounts.AsNoTracking().Where(a => a.WorkspaceId == workspaceId)
+            .NamedRowPageAsync(sort, after, page.Size, ToResponse, ct);
+        return TypedResults.Ok(listed);
     }
 
     internal static async Task<Results<Ok<ServiceAccountResponse>, ProblemHttpResult>> GetAsync(
