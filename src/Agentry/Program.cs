@@ -2,6 +2,7 @@ using Agentry.Agents;
 using Agentry.Data;
 using Agentry.Hosting;
 using Agentry.Identity;
+using Agentry.Tasks;
 using Agentry.Workspaces;
 
 if (args is ["bench-baseline", ..])
@@ -18,6 +19,7 @@ builder.AddCaching();
 builder.AddEgressGuard();
 builder.AddAgentryIdentity();
 builder.AddAgentryRateLimiting();
+builder.AddTasks();
 
 var app = builder.BuildAgentry();
 
@@ -30,6 +32,7 @@ app.MapApiDocs();
 app.MapIdentity();
 app.MapWorkspaces();
 app.MapAgents();
+app.MapTasks();
 
 return await app.RunAgentryAsync(args);
 

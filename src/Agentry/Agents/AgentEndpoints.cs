@@ -92,13 +92,17 @@ public static class AgentEndpoints
     internal static async Task<Results<Ok<AgentResponse>, ProblemHttpResult>> GetAsync(
         Guid id, CurrentWorkspace workspace, AppDbContext db, IFusionCache cache, CancellationToken ct)
     {
-        var agent = await cache.GetOrSetAsync(
-            $"agent:{workspace.Id}:{id}",
-            async token => (await Live(db, workspace.Id).FirstOrDefaultAsync(a => a.Id == id, token))?.ToResponse(),
-            tags: [Tag(workspace.Id)],
-            token: ct);
+        var agent = await FindAsync(workspace.Id, id, db, cache, ct);
         return agent is null ? NotFound(id) : TypedResults.Ok(agent);
     }
+
+    /// <summary>A live agent of the workspace as it is now, from the cache the agent reads share.</summary>
+    internal static ValueTask<AgentResponse?> FindAsync(Guid workspaceId, Guid id, AppDbContext db, IFusionCache cache, CancellationToken ct) =>
+        cache.GetOrSetAsync(
+            $"agent:{workspaceId}:{id}",
+            async token => (await Live(db, workspaceId).FirstOrDefaultAsync(a => a.Id == id, token))?.ToResponse(),
+            tags: [Tag(workspaceId)],
+            token: ct);
 
     internal static async Task<Results<Ok<AgentResponse>, ProblemHttpResult>> UpdateAsync(
         Guid id, UpdateAgentRequest request, CurrentWorkspace workspace, Caller caller, AppDbContext db, IFusionCache cache,
@@ -125,7 +129,7 @@ public static class AgentEndpoints
         (agent.Name, agent.Kind, agent.Definition) = (name, kind, json);
         agent.Version++;
         agent.UpdatedAt = clock.UtcNow();
-        db.AgentVersions.Add(agent.Snapshot(Actor(caller)));
+        db.AgentVersions.Add(agent.Snapshot(caller.Actor));
         try
         {
             await db.SaveChangesAsync(ct);
@@ -205,7 +209,7 @@ public static class AgentEndpoints
             return Problem.Validation(errors);
         }
         var now = w.Clock.UtcNow();
-        var actor = Actor(w.Caller);
+        var actor = w.Caller.Actor;
         var agent = new Agent
         {
             Id = Guid.CreateVersion7(),
@@ -246,9 +250,6 @@ public static class AgentEndpoints
         CreatedAt = a.UpdatedAt,
         CreatedBy = actor,
     };
-
-    /// <summary>The user, or else the API key or service account, that acts.</summary>
-    private static Guid? Actor(Caller caller) => caller.UserId != Guid.Empty ? caller.UserId : caller.KeyId ?? caller.ServiceAccountId;
 
     /// <summary>One tag for all of a workspace's cached agent reads: any change drops them together, on every node.</summary>
     internal static string Tag(Guid workspaceId) => $"agents:{workspaceId}";

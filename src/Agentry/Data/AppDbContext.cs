@@ -1,5 +1,6 @@
 using Agentry.Agents;
 using Agentry.Identity;
+using Agentry.Tasks;
 using Agentry.Workspaces;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
@@ -22,6 +23,9 @@ public abstract class AppDbContext(DbContextOptions options) : DbContext(options
     public DbSet<ExternalLogin> ExternalLogins => Set<ExternalLogin>();
     public DbSet<Agent> Agents => Set<Agent>();
     public DbSet<AgentVersion> AgentVersions => Set<AgentVersion>();
+    public DbSet<AgentTask> Tasks => Set<AgentTask>();
+    public DbSet<TaskEvent> TaskEvents => Set<TaskEvent>();
+    public DbSet<TaskOutboxEntry> TaskOutbox => Set<TaskOutboxEntry>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {

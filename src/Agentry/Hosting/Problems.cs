@@ -53,6 +53,9 @@ public static class Problem
 
     public static ProblemHttpResult BadRequest(string code, string detail) => Create(400, code, detail);
 
+    /// <summary>A 422: the request is well formed but cannot be carried out as asked (e.g. an idempotency key reused with another body).</summary>
+    public static ProblemHttpResult Unprocessable(string code, string detail) => Create(422, code, detail);
+
 
     /// <summary>A 400 whose <c>errors</c> name the fields that are wrong.</summary>
     public static ProblemHttpResult Validation(string field, string message) =>

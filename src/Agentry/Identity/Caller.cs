@@ -49,6 +49,9 @@ public sealed class Caller
     /// <summary>The service account whose client-credentials token the request carries, if any.</summary>
     public Guid? ServiceAccountId { get; }
 
+    /// <summary>Who acts, as recorded on what they create: the user, or else the API key or service account.</summary>
+    public Guid? Actor => UserId != Guid.Empty ? UserId : KeyId ?? ServiceAccountId;
+
     /// <summary>The one workspace an API key or service account may act in.</summary>
     public Guid? BoundWorkspaceId { get; }
 

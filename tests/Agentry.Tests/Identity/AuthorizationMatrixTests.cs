@@ -36,6 +36,11 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
         ["CreateServiceAccount"] = new { name = "matrix", scopes = new[] { ApiKeyScopes.Chat } },
         ["CreateAgent"] = new { name = "matrix-" + Guid.NewGuid().ToString("N")[..8], kind = "tool" },
         ["UpdateAgent"] = new { description = "changed" },
+        ["SubmitTask"] = new { agentId = Guid.Empty, input = new { } },
+        ["SubmitTaskBatch"] = new { tasks = new[] { new { agentId = Guid.Empty } } },
+        ["CancelTask"] = new { },
+        ["RequeueTask"] = new { },
+        ["DiscardTask"] = new { },
         ["ImportAgent"] = new { agentry = "agent/v1", name = "imported-" + Guid.NewGuid().ToString("N")[..8], kind = "tool" },
     };
 
@@ -55,6 +60,8 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
         using var inWorkspace = new HttpRequestMessage(HttpMethod.Post, "/api/v1/agents") { Content = HttpAssertions.Json(new { name = "matrix agent", kind = "tool" }) };
         inWorkspace.Headers.Add(CurrentWorkspace.HeaderName, workspace.ToString());
         var agent = (await (await admin.SendAsync(inWorkspace)).ReadAsync<JsonElement>(HttpStatusCode.Created)).GetProperty("id").GetString()!;
+        // A task to read; written directly, since no agent kind this test can make runs without a server to call.
+        var task = await _app.InsertTaskAsync(workspace, Guid.Parse(agent));
         Principal[] principals =
         [
             new("anonymous", null, null),
@@ -75,6 +82,7 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
             ["accountId"] = account,
             ["agents.id"] = agent,
             ["version"] = "1",
+            ["tasks.id"] = task.ToString(),
         };
         var openApi = JsonDocument.Parse(await admin.GetStringAsync("/openapi/v1.json")).RootElement.GetProperty("paths");
 

@@ -12,6 +12,9 @@ public abstract class StorageFixture : IAsyncLifetime
     /// <summary>Settings beyond the provider's own, for a suite that needs them.</summary>
     protected virtual IReadOnlyDictionary<string, string?>? Extra => null;
 
+    /// <summary>Services added to (or replacing) the app's own, for a suite that needs them.</summary>
+    protected virtual Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? Services => null;
+
     /// <summary>Listen on a real loopback port (a real client address, real headers).</summary>
     protected virtual bool Kestrel => false;
 
@@ -26,7 +29,7 @@ public class SqliteFixture : StorageFixture
 
     public override ValueTask InitializeAsync()
     {
-        App = AgentryApp.Sqlite(Extra, kestrel: Kestrel);
+        App = AgentryApp.Sqlite(Extra, Services, Kestrel);
         return base.InitializeAsync();
     }
 }
@@ -40,7 +43,7 @@ public class PostgresFixture : StorageFixture
     public override async ValueTask InitializeAsync()
     {
         _database = await PostgresDatabase.CreateAsync();
-        App = new AgentryApp(Settings.Postgres(_database.ConnectionString).With(Extra), kestrel: Kestrel);
+        App = new AgentryApp(Settings.Postgres(_database.ConnectionString).With(Extra), Services, Kestrel);
         await base.InitializeAsync();
     }
 

@@ -12,7 +12,7 @@ namespace Agentry.Data.CompiledModels.Postgres
     public partial class PostgresAppDbContextModel
     {
         private PostgresAppDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("c08d9cc1-79e2-4656-9907-d3f359db036f"), entityTypeCount: 14)
+            : base(skipDetectChanges: false, modelId: new Guid("8cdd762e-1287-4d4e-a200-68c667c70045"), entityTypeCount: 17)
         {
         }
 
@@ -27,6 +27,9 @@ namespace Agentry.Data.CompiledModels.Postgres
             var serviceAccount = ServiceAccountEntityType.Create(this);
             var signingKey = SigningKeyEntityType.Create(this);
             var user = UserEntityType.Create(this);
+            var agentTask = AgentTaskEntityType.Create(this);
+            var taskEvent = TaskEventEntityType.Create(this);
+            var taskOutboxEntry = TaskOutboxEntryEntityType.Create(this);
             var workspace = WorkspaceEntityType.Create(this);
             var openIddictEntityFrameworkCoreApplication = OpenIddictEntityFrameworkCoreApplicationEntityType.Create(this);
             var openIddictEntityFrameworkCoreAuthorization = OpenIddictEntityFrameworkCoreAuthorizationEntityType.Create(this);
@@ -40,6 +43,9 @@ namespace Agentry.Data.CompiledModels.Postgres
             MembershipEntityType.CreateForeignKey1(membership, user);
             MembershipEntityType.CreateForeignKey2(membership, workspace);
             ServiceAccountEntityType.CreateForeignKey1(serviceAccount, workspace);
+            AgentTaskEntityType.CreateForeignKey1(agentTask, agent);
+            AgentTaskEntityType.CreateForeignKey2(agentTask, workspace);
+            TaskEventEntityType.CreateForeignKey1(taskEvent, agentTask);
             OpenIddictEntityFrameworkCoreAuthorizationEntityType.CreateForeignKey1(openIddictEntityFrameworkCoreAuthorization, openIddictEntityFrameworkCoreApplication);
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey1(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreApplication);
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey2(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreAuthorization);
@@ -53,6 +59,9 @@ namespace Agentry.Data.CompiledModels.Postgres
             ServiceAccountEntityType.CreateAnnotations(serviceAccount);
             SigningKeyEntityType.CreateAnnotations(signingKey);
             UserEntityType.CreateAnnotations(user);
+            AgentTaskEntityType.CreateAnnotations(agentTask);
+            TaskEventEntityType.CreateAnnotations(taskEvent);
+            TaskOutboxEntryEntityType.CreateAnnotations(taskOutboxEntry);
             WorkspaceEntityType.CreateAnnotations(workspace);
             OpenIddictEntityFrameworkCoreApplicationEntityType.CreateAnnotations(openIddictEntityFrameworkCoreApplication);
             OpenIddictEntityFrameworkCoreAuthorizationEntityType.CreateAnnotations(openIddictEntityFrameworkCoreAuthorization);

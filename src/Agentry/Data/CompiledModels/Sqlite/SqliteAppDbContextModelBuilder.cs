@@ -11,7 +11,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
     public partial class SqliteAppDbContextModel
     {
         private SqliteAppDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("e3422281-1713-4514-917d-ee26c4fe45bb"), entityTypeCount: 14)
+            : base(skipDetectChanges: false, modelId: new Guid("e35bef97-6955-4ee0-8266-a9c6e28c6164"), entityTypeCount: 17)
         {
         }
 
@@ -26,6 +26,9 @@ namespace Agentry.Data.CompiledModels.Sqlite
             var serviceAccount = ServiceAccountEntityType.Create(this);
             var signingKey = SigningKeyEntityType.Create(this);
             var user = UserEntityType.Create(this);
+            var agentTask = AgentTaskEntityType.Create(this);
+            var taskEvent = TaskEventEntityType.Create(this);
+            var taskOutboxEntry = TaskOutboxEntryEntityType.Create(this);
             var workspace = WorkspaceEntityType.Create(this);
             var openIddictEntityFrameworkCoreApplication = OpenIddictEntityFrameworkCoreApplicationEntityType.Create(this);
             var openIddictEntityFrameworkCoreAuthorization = OpenIddictEntityFrameworkCoreAuthorizationEntityType.Create(this);
@@ -39,6 +42,9 @@ namespace Agentry.Data.CompiledModels.Sqlite
             MembershipEntityType.CreateForeignKey1(membership, user);
             MembershipEntityType.CreateForeignKey2(membership, workspace);
             ServiceAccountEntityType.CreateForeignKey1(serviceAccount, workspace);
+            AgentTaskEntityType.CreateForeignKey1(agentTask, agent);
+            AgentTaskEntityType.CreateForeignKey2(agentTask, workspace);
+            TaskEventEntityType.CreateForeignKey1(taskEvent, agentTask);
             OpenIddictEntityFrameworkCoreAuthorizationEntityType.CreateForeignKey1(openIddictEntityFrameworkCoreAuthorization, openIddictEntityFrameworkCoreApplication);
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey1(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreApplication);
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey2(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreAuthorization);
@@ -52,6 +58,9 @@ namespace Agentry.Data.CompiledModels.Sqlite
             ServiceAccountEntityType.CreateAnnotations(serviceAccount);
             SigningKeyEntityType.CreateAnnotations(signingKey);
             UserEntityType.CreateAnnotations(user);
+            AgentTaskEntityType.CreateAnnotations(agentTask);
+            TaskEventEntityType.CreateAnnotations(taskEvent);
+            TaskOutboxEntryEntityType.CreateAnnotations(taskOutboxEntry);
             WorkspaceEntityType.CreateAnnotations(workspace);
             OpenIddictEntityFrameworkCoreApplicationEntityType.CreateAnnotations(openIddictEntityFrameworkCoreApplication);
             OpenIddictEntityFrameworkCoreAuthorizationEntityType.CreateAnnotations(openIddictEntityFrameworkCoreAuthorization);

@@ -1,0 +1,244 @@
+using System.Net.ServerSentEvents;
+using System.Runtime.CompilerServices;
+using Agentry.Data;
+using Agentry.Hosting;
+using Agentry.Identity;
+using Agentry.Workspaces;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Net.Http.Headers;
+
+namespace Agentry.Tasks;
+
+public static class TaskEndpoints
+{
+    public const string IdempotencyKeyHeader = "Idempotency-Key";
+    private const int EventPageSize = 500;
+    private static readonly TimeSpan EventPoll = TimeSpan.FromSeconds(1);
+
+    public static IEndpointRouteBuilder MapTasks(this IEndpointRouteBuilder endpoints)
+    {
+        var group = endpoints.MapGroup("/api/v1/tasks").WithTags("Tasks").RequireAuthorization()
+            .ProducesValidationProblem().ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden)
+            .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status500InternalServerError);
+
+        group.MapPost("/", SubmitAsync).WithName("SubmitTask").WithSummary("Submit a task to an agent; it runs in the background")
+            .RequireScope(ApiKeyScopes.TasksWrite).RequireCurrentWorkspaceRole(Roles.Member)
+            .ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType).ProducesProblem(StatusCodes.Status422UnprocessableEntity);
+        group.MapPost("/batch", SubmitBatchAsync).WithName("SubmitTaskBatch").WithSummary("Submit up to 1,000 tasks in one transaction")
+            .RequireScope(ApiKeyScopes.TasksWrite).RequireCurrentWorkspaceRole(Roles.Member)
+            .ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType).ProducesProblem(StatusCodes.Status422UnprocessableEntity);
+        group.MapGet("/", ListAsync).WithName("ListTasks").WithSummary("List the workspace's tasks, newest first, a page at a time")
+            .RequireScope(ApiKeyScopes.TasksRead).RequireCurrentWorkspaceRole(Roles.Viewer);
+        group.MapGet("/{id:guid}", GetAsync).WithName("GetTask").WithSummary("Get a task")
+            .RequireScope(ApiKeyScopes.TasksRead).RequireCurrentWorkspaceRole(Roles.Viewer);
+        group.MapPost("/{id:guid}/cancel", CancelAsync).WithName("CancelTask").WithSummary("Cancel a task; a running one is told to stop")
+            .RequireScope(ApiKeyScopes.TasksWrite).RequireCurrentWorkspaceRole(Roles.Member).ProducesProblem(StatusCodes.Status409Conflict);
+        group.MapPost("/{id:guid}/requeue", RequeueAsync).WithName("RequeueTask").WithSummary("Put a dead task back on the queue")
+            .RequireScope(ApiKeyScopes.TasksWrite).RequireCurrentWorkspaceRole(Roles.Member).ProducesProblem(StatusCodes.Status409Conflict);
+        group.MapPost("/{id:guid}/discard", DiscardAsync).WithName("DiscardTask").WithSummary("Give up on a dead task for good")
+            .RequireScope(ApiKeyScopes.TasksWrite).RequireCurrentWorkspaceRole(Roles.Admin).ProducesProblem(StatusCodes.Status409Conflict);
+        group.MapGet("/{id:guid}/events", EventsAsync).WithName("ListTaskEvents")
+            .WithSummary("A task's events in order: JSON, or a live Server-Sent Events stream (Accept: text/event-stream) that resumes after Last-Event-ID")
+            .RequireScope(ApiKeyScopes.TasksRead).RequireCurrentWorkspaceRole(Roles.Viewer)
+            .Produces<TaskEventResponse>(StatusCodes.Status200OK, "text/event-stream");
+        return endpoints;
+    }
+
+    internal static async Task<Results<Accepted<TaskResponse>, ProblemHttpResult>> SubmitAsync(
+        SubmitTaskRequest request, [FromHeader(Name = IdempotencyKeyHeader)] string? idempotencyKey, CurrentWorkspace workspace, Caller caller,
+        TaskSubmission submission, HttpContext context, CancellationToken ct)
+    {
+        if (idempotencyKey is not null && (idempotencyKey.Length is 0 or > AgentTask.IdempotencyKeyMaxLength))
+        {
+            return Problem.Validation(IdempotencyKeyHeader, $"The Idempotency-Key header must be 1-{AgentTask.IdempotencyKeyMaxLength} characters.");
+        }
+        if (request.IdempotencyKey is not null)
+        {
+            return Problem.Validation("idempotencyKey", "A single submission takes its key in the Idempotency-Key header.");
+        }
+        var outcome = await submission.SubmitAsync(workspace.Id, [new(request, idempotencyKey)], caller.Actor, ct);
+        if (outcome.Problem is not null)
+        {
+            return outcome.Problem;
+        }
+        var (created, task) = outcome.Tasks[0];
+        if (!created)
+        {
+            context.Response.Headers["Idempotent-Replayed"] = "true";
+        }
+        return TypedResults.Accepted($"/api/v1/tasks/{task.Id}", task.ToResponse());
+    }
+
+    internal static async Task<Results<Accepted<BatchResponse>, ProblemHttpResult>> SubmitBatchAsync(
+        SubmitTaskBatchRequest request, CurrentWorkspace workspace, Caller caller, TaskSubmission submission, CancellationToken ct)
+    {
+        var items = request.Tasks.Select((t, i) => new TaskSubmission.Item(t, t.IdempotencyKey, $"tasks[{i}].")).ToList();
+        var outcome = await submission.SubmitAsync(workspace.Id, items, caller.Actor, ct);
+        return outcome.Problem is not null
+            ? outcome.Problem
+            : TypedResults.Accepted("/api/v1/tasks", new BatchResponse(outcome.Tasks.Select((t, i) => new BatchItemResult(i, t.Created, t.Task.ToResponse())).ToList()));
+    }
+
+    internal static async Task<Results<Ok<Page<TaskResponse>>, ProblemHttpResult>> ListAsync(
+        [AsParameters] PageRequest page, [FromQuery] string? status, [FromQuery] Guid? agentId, [FromQuery] DateTime? createdAfter,
+        [FromQuery] DateTime? createdBefore, CurrentWorkspace workspace, AppDbContext db, CancellationToken ct)
+    {
+        if (page.Resolve(TaskContracts.Sorts, out var sort, out var after) is { } invalid)
+        {
+            return invalid;
+        }
+        if (status is not null && !AgentTaskStatus.All.Contains(status))
+        {
+            return Problem.Validation("status", $"Unknown status '{status}'. Allowed: {string.Join(", ", AgentTaskStatus.All)}.");
+        }
+        var query = db.Tasks.AsNoTracking().Where(t => t.WorkspaceId == workspace.Id);
+        if (status is not null)
+        {
+            query = query.Where(t => t.Status == status);
+        }
+        if (agentId is not null)
+        {
+            query = query.Where(t => t.AgentId == agentId);
+        }
+        if (createdAfter is { } from)
+        {
+            var utc = from.ToUniversalTime();
+            query = query.Where(t => t.CreatedAt >= utc);
+        }
+        if (createdBefore is { } to)
+        {
+            var utc = to.ToUniversalTime();
+            query = query.Where(t => t.CreatedAt < utc);
+        }
+        // Ids are UUIDv7, so id order is creation order, and a keyset on the id never skips or repeats a row while tasks arrive.
+        query = (sort, after) switch
+        {
+            ("createdAt", null) => query.OrderBy(t => t.Id),
+            ("createdAt", { } c) => query.Where(t => t.Id.CompareTo(c.Id) > 0).OrderBy(t => t.Id),
+            (_, null) => query.OrderByDescending(t => t.Id),
+            (_, { } c) => query.Where(t => t.Id.CompareTo(c.Id) < 0).OrderByDescending(t => t.Id),
+        };
+        var rows = await query.Take(page.Size + 1).ToListAsync(ct);
+        return TypedResults.Ok(rows.ToPage(page.Size, last => new Cursor(sort, null, last.Id), t => t.ToResponse()));
+    }
+
+    internal static async Task<Results<Ok<TaskResponse>, ProblemHttpResult>> GetAsync(
+        Guid id, CurrentWorkspace workspace, AppDbContext db, CancellationToken ct)
+    {
+        var task = await db.Tasks.AsNoTracking().FirstOrDefaultAsync(t => t.Id == id && t.WorkspaceId == workspace.Id, ct);
+        return task is null ? NotFound(id) : TypedResults.Ok(task.ToResponse());
+    }
+
+    internal static async Task<Results<Accepted<TaskResponse>, ProblemHttpResult>> CancelAsync(
+        Guid id, CurrentWorkspace workspace, TaskStore store, RunningTasks running, TaskEventSignal events, AppDbContext db, CancellationToken ct)
+    {
+        var change = await store.CancelAsync(workspace.Id, id, ct);
+        if (change == TaskChange.Requested)
+        {
+            running.Cancel(id); // at once when it runs on this node; elsewhere with the worker's next heartbeat
+        }
+        events.Notify(id);
+        return change switch
+        {
+            TaskChange.NotFound => NotFound(id),
+            TaskChange.WrongStatus => Problem.Conflict("task_finished", $"Task {id} has already finished; only a queued or running task can be cancelled."),
+            _ => TypedResults.Accepted($"/api/v1/tasks/{id}", await ReadAsync(db, id, ct)),
+        };
+    }
+
+    internal static Task<Results<Ok<TaskResponse>, ProblemHttpResult>> RequeueAsync(
+        Guid id, CurrentWorkspace workspace, TaskStore store, TaskSignal signal, TaskEventSignal events, AppDbContext db, CancellationToken ct) =>
+        DeadLetterAsync(id, db, events, signal, store.RequeueAsync(workspace.Id, id, ct), ct);
+
+    internal static Task<Results<Ok<TaskResponse>, ProblemHttpResult>> DiscardAsync(
+        Guid id, CurrentWorkspace workspace, TaskStore store, TaskSignal signal, TaskEventSignal events, AppDbContext db, CancellationToken ct) =>
+        DeadLetterAsync(id, db, events, signal, store.DiscardAsync(workspace.Id, id, ct), ct);
+
+    private static async Task<Results<Ok<TaskResponse>, ProblemHttpResult>> DeadLetterAsync(
+        Guid id, AppDbContext db, TaskEventSignal events, TaskSignal signal, Task<TaskChange> change, CancellationToken ct)
+    {
+        switch (await change)
+        {
+            case TaskChange.NotFound:
+                return NotFound(id);
+            case TaskChange.WrongStatus:
+                return Problem.Conflict("task_not_dead", $"Task {id} is not dead; only dead tasks can be requeued or discarded.");
+        }
+        events.Notify(id);
+        signal.Pulse();
+        return TypedResults.Ok(await ReadAsync(db, id, ct));
+    }
+
+    /// <summary>
+    /// The task's events after <paramref name="after"/> (or the <c>Last-Event-ID</c> header). As JSON, one page; as
+    /// Server-Sent Events, a live stream (each event's id is its sequence number) that ends once the task has
+    /// ended and every event was sent.
+    /// </summary>
+    internal static async Task<Results<Ok<TaskEventPage>, ServerSentEventsResult<TaskEventResponse>, ProblemHttpResult>> EventsAsync(
+        Guid id, [FromQuery] long? after, [FromHeader(Name = "Last-Event-ID")] string? lastEventId, CurrentWorkspace workspace,
+        AppDbContext db, TaskEventSignal signal, HttpContext context, CancellationToken ct)
+    {
+        var from = after ?? 0;
+        if (lastEventId is not null && !long.TryParse(lastEventId, out from))
+        {
+            return Problem.Validation("Last-Event-ID", "Last-Event-ID must be an event's sequence number.");
+        }
+        if (from < 0)
+        {
+            return Problem.Validation("after", "after must be 0 or more.");
+        }
+        var status = await db.Tasks.AsNoTracking().Where(t => t.Id == id && t.WorkspaceId == workspace.Id).Select(t => t.Status).FirstOrDefaultAsync(ct);
+        if (status is null)
+        {
+            return NotFound(id);
+        }
+        var wantsStream = context.Request.GetTypedHeaders().Accept.Any(a => a.MediaType.Equals("text/event-stream", StringComparison.OrdinalIgnoreCase));
+        if (!wantsStream)
+        {
+            var page = await ReadEventsAsync(db, id, from, ct);
+            return TypedResults.Ok(new TaskEventPage(page, page.Count > 0 ? page[^1].Seq : from, AgentTaskStatus.IsFinal(status) && page.Count < EventPageSize));
+        }
+        context.Response.Headers[HeaderNames.CacheControl] = "no-cache";
+        context.Response.Headers["X-Accel-Buffering"] = "no";
+        return TypedResults.ServerSentEvents(StreamAsync(id, from, db, signal, ct));
+    }
+
+    private static async IAsyncEnumerable<SseItem<TaskEventResponse>> StreamAsync(
+        Guid id, long from, AppDbContext db, TaskEventSignal signal, [EnumeratorCancellation] CancellationToken ct)
+    {
+        var last = from;
+        while (!ct.IsCancellationRequested)
+        {
+            // Read the status before the events: if it is final here, every event it implies is already in the log.
+            var final = AgentTaskStatus.IsFinal(await db.Tasks.AsNoTracking().Where(t => t.Id == id).Select(t => t.Status).FirstAsync(ct));
+            var page = await ReadEventsAsync(db, id, last, ct);
+            foreach (var e in page)
+            {
+                yield return new SseItem<TaskEventResponse>(e, e.Type) { EventId = e.Seq.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+                last = e.Seq;
+            }
+            if (page.Count == EventPageSize)
+            {
+                continue;
+            }
+            if (final)
+            {
+                yield break;
+            }
+            await signal.WaitAsync(id, EventPoll, ct);
+        }
+    }
+
+    private static async Task<List<TaskEventResponse>> ReadEventsAsync(AppDbContext db, Guid id, long after, CancellationToken ct) =>
+        (await db.TaskEvents.AsNoTracking().Where(e => e.TaskId == id && e.Seq > after).OrderBy(e => e.Seq).Take(EventPageSize).ToListAsync(ct))
+        .Select(e => e.ToResponse()).ToList();
+
+    private static async Task<TaskResponse> ReadAsync(AppDbContext db, Guid id, CancellationToken ct) =>
+        (await db.Tasks.AsNoTracking().FirstAsync(t => t.Id == id, ct)).ToResponse();
+
+    private static ProblemHttpResult NotFound(Guid id) => Problem.NotFound($"Task {id} was not found.");
+}

@@ -1,0 +1,45 @@
+using Microsoft.Extensions.Options;
+
+namespace Agentry.Tasks;
+
+public static class TaskExtensions
+{
+    public const string RoleKey = "Agentry:Role";
+
+    /// <summary>
+    /// Tasks: submission, the queue provider, and (unless this process is an <c>api</c> node) the workers.
+    /// The sweeper runs on every node.
+    /// </summary>
+    public static IHostApplicationBuilder AddTasks(this IHostApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddOptions<TaskOptions>().BindConfiguration(TaskOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<IValidateOptions<TaskOptions>, TaskOptionsValidator>();
+        services.AddSingleton<TaskStore>();
+        services.AddSingleton<TaskSignal>();
+        services.AddSingleton<TaskEventSignal>();
+        services.AddSingleton<TaskMetrics>();
+        services.AddSingleton<RunningTasks>();
+        services.AddScoped<TaskSubmission>();
+        services.AddHostedService<TaskSweeper>();
+
+        // The one switch that picks the dispatch provider; the options validator names a wrong value.
+        switch (builder.Configuration[$"{TaskOptions.SectionName}:Provider"] ?? TaskOptions.Database)
+        {
+            case TaskOptions.Database:
+                services.AddSingleton<ITaskQueue, DatabaseTaskQueue>();
+                break;
+        }
+
+        var role = builder.Configuration[RoleKey] ?? "all";
+        if (role is not ("all" or "api" or "worker"))
+        {
+            throw new InvalidOperationException($"{RoleKey} is '{role}'; allowed: all, api, worker.");
+        }
+        if (role != "api")
+        {
+            services.AddHostedService<TaskWorker>();
+        }
+        return builder;
+    }
+}

@@ -1,0 +1,28 @@
+namespace Agentry.Tasks;
+
+internal static partial class TaskLog
+{
+    [LoggerMessage(1, LogLevel.Warning, "Could not take tasks from the queue; trying again")]
+    public static partial void TakeFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(2, LogLevel.Error, "Could not record the outcome of task {TaskId}; its lease will lapse and it will run again")]
+    public static partial void RecordFailed(ILogger logger, Guid taskId, Exception exception);
+
+    [LoggerMessage(3, LogLevel.Warning, "Task {TaskId}: recording its outcome failed (try {Try}): {Error}")]
+    public static partial void RecordRetry(ILogger logger, Guid taskId, int @try, string error);
+
+    [LoggerMessage(4, LogLevel.Warning, "Task {TaskId} was no longer leased to this worker when it finished; its outcome was dropped")]
+    public static partial void LeaseLost(ILogger logger, Guid taskId);
+
+    [LoggerMessage(5, LogLevel.Warning, "Renewing task leases failed")]
+    public static partial void HeartbeatFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(6, LogLevel.Warning, "Task {TaskId}: its handler failed")]
+    public static partial void HandlerFailed(ILogger logger, Guid taskId, Exception exception);
+
+    [LoggerMessage(7, LogLevel.Information, "Returned {Count} tasks with lapsed leases to the queue")]
+    public static partial void Swept(ILogger logger, int count);
+
+    [LoggerMessage(8, LogLevel.Warning, "Sweeping lapsed task leases failed")]
+    public static partial void SweepFailed(ILogger logger, Exception exception);
+}
