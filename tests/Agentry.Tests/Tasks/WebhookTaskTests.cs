@@ -84,6 +84,18 @@ public abstract class WebhookTaskContract(StorageFixture fixture) : IAsyncLifeti
     }
 
     [Fact]
+    public async Task An_answer_over_64_KB_fails_the_task_for_good()
+    {
+        var agent = await CreateAsync(Hook("verbose", _receiver.Url("verbose", new Reply(200, $"\"{new string('x', 70_000)}\""))));
+
+        var task = await RunAsync(agent.Id, maxAttempts: 3);
+
+        Assert.Equal((AgentTaskStatus.Dead, 1), (task.Status, task.Attempts));
+        Assert.Contains("64 KB", task.LastError);
+        Assert.Null(task.Result);
+    }
+
+    [Fact]
     public async Task A_500_is_retried_and_the_second_attempt_succeeds_with_the_same_idempotency_key()
     {
         var agent = await CreateAsync(Hook("flaky", _receiver.Url("flaky", new Reply(500, """{"error":"busy"}"""), new Reply(200, """{"done":true}"""))));
