@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
@@ -26,6 +27,9 @@ public abstract record AgentDefinitionInput
     public AgentLimitsInput? Limits { get; init; }
 
     public AgentWebhook? Webhook { get; init; }
+
+    /// <summary>Where a signed notice goes when one of the agent's tasks ends (any kind of agent).</summary>
+    public AgentWebhook? OnComplete { get; init; }
 }
 
 /// <summary>
@@ -63,22 +67,38 @@ public sealed record AgentLimitsInput(
 /// <summary>How far one run of the agent may go.</summary>
 public sealed record AgentLimits(int MaxSteps = 10, int MaxTokens = 8_192, int TimeoutSeconds = 300);
 
-/// <summary>Where a <c>webhook</c> agent sends its work.</summary>
-public sealed record AgentWebhook([Required] string Url);
+/// <summary>
+/// A URL Agentry posts to, signed with <see cref="Secret"/>: where a <c>webhook</c> agent sends its work, or
+/// where an agent's finished tasks are announced. The secret is write-only: sent on a create or an update
+/// (generated when a hook has none), shown by that one response and never again. It is stored in the
+/// definition (the database holds it either way); responses and exports map it away.
+/// </summary>
+public sealed record AgentWebhook(
+    [Required] string Url,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Secret = null);
+
+/// <summary>A webhook as responses show it; <see cref="Secret"/> only in the response of the change that set it.</summary>
+public sealed record AgentWebhookResponse(
+    string Url, bool SecretSet, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Secret = null);
 
 public sealed record AgentResponse(
     Guid Id, string Name, string Kind, string? Description, string? Model, string? SystemPrompt,
-    IReadOnlyList<string> AllowedTools, IReadOnlyList<string> KnowledgeCollections, AgentLimits Limits, AgentWebhook? Webhook,
-    int Version, DateTime CreatedAt, DateTime UpdatedAt);
+    IReadOnlyList<string> AllowedTools, IReadOnlyList<string> KnowledgeCollections, AgentLimits Limits, AgentWebhookResponse? Webhook,
+    AgentWebhookResponse? OnComplete, int Version, DateTime CreatedAt, DateTime UpdatedAt);
 
 /// <summary>One immutable version: the agent's name, kind and definition as that change left them.</summary>
 public sealed record AgentVersionResponse(
-    Guid AgentId, int Version, string Name, string Kind, AgentDefinition Definition, DateTime CreatedAt, Guid? CreatedBy);
+    Guid AgentId, int Version, string Name, string Kind, AgentDefinitionResponse Definition, DateTime CreatedAt, Guid? CreatedBy);
+
+/// <summary>A stored definition as responses show it: the same fields, with the hooks' secrets left out.</summary>
+public sealed record AgentDefinitionResponse(
+    string? Description, string? Model, string? SystemPrompt, IReadOnlyList<string> AllowedTools,
+    IReadOnlyList<string> KnowledgeCollections, AgentLimits Limits, AgentWebhookResponse? Webhook, AgentWebhookResponse? OnComplete);
 
 /// <summary>Everything about an agent but its name and kind; stored whole as JSON.</summary>
 public sealed record AgentDefinition(
     string? Description, string? Model, string? SystemPrompt, IReadOnlyList<string> AllowedTools,
-    IReadOnlyList<string> KnowledgeCollections, AgentLimits Limits, AgentWebhook? Webhook)
+    IReadOnlyList<string> KnowledgeCollections, AgentLimits Limits, AgentWebhook? Webhook, AgentWebhook? OnComplete = null)
 {
     public string ToJson() => JsonSerializer.Serialize(this, JsonSerializerOptions.Web);
 
@@ -94,14 +114,20 @@ internal static class AgentContracts
     public const int SystemPromptMaxLength = 32_000;
     public const int MaxAllowedTools = 100;
     public const int MaxKnowledgeCollections = 50;
+    public const int SecretMinLength = 16;
+    public const int SecretMaxLength = 200;
     private const int EntryMaxLength = 200;
+    private const string SecretMarker = "whsec_";
 
+    /// <summary>A new agent's definition; a hook sent without a secret gets a generated one.</summary>
     public static AgentDefinition ToDefinition(this AgentDocument d) => new(
         d.Description, d.Model, d.SystemPrompt, d.AllowedTools ?? [], d.KnowledgeCollections ?? [],
-        Merge(new AgentLimits(), d.Limits), d.Webhook);
+        Merge(new AgentLimits(), d.Limits), Keep(null, d.Webhook), Keep(null, d.OnComplete));
 
-    /// <summary>The definition after an update: what was sent replaces, what was left out stays.</summary>
-    /// <summary>A webhook is kept only while the agent stays a webhook agent.</summary>
+    /// <summary>
+    /// The definition after an update: what was sent replaces, what was left out stays. A webhook is kept
+    /// only while the agent stays a webhook agent. A hook sent without a secret keeps the one it had.
+    /// </summary>
     public static AgentDefinition Apply(this AgentDefinition current, UpdateAgentRequest r, string kind) => new(
         r.Description ?? current.Description,
         r.Model ?? current.Model,
@@ -109,7 +135,19 @@ internal static class AgentContracts
         r.AllowedTools ?? current.AllowedTools,
         r.KnowledgeCollections ?? current.KnowledgeCollections,
         Merge(current.Limits, r.Limits),
-        kind == AgentKinds.Webhook ? r.Webhook ?? current.Webhook : r.Webhook);
+        kind == AgentKinds.Webhook ? Keep(current.Webhook, r.Webhook) : r.Webhook,
+        Keep(current.OnComplete, r.OnComplete));
+
+    /// <summary>The hook as sent (or as it was), with a secret: the one sent, else the current one, else a new one.</summary>
+    private static AgentWebhook? Keep(AgentWebhook? current, AgentWebhook? sent) => (sent ?? current) switch
+    {
+        null => null,
+        { Secret: not null } hook => hook,
+        var hook => hook with { Secret = current?.Secret ?? NewSecret() },
+    };
+
+    /// <summary><c>whsec_</c> and 32 base62 characters (190 bits), in the same alphabet as API keys.</summary>
+    private static string NewSecret() => SecretMarker + RandomNumberGenerator.GetString(Identity.ApiKeySecret.Base62, 32);
 
     /// <summary>Rules across fields, which data annotations on single fields cannot state; empty when valid.</summary>
     public static Dictionary<string, string[]> Check(string kind, AgentDefinition d)
@@ -127,24 +165,39 @@ internal static class AgentContracts
         {
             errors["webhook"] = ["Only webhook agents take a webhook."];
         }
-        if (d.Webhook is { } hook && !(Uri.TryCreate(hook.Url, UriKind.Absolute, out var url) && url.Scheme is "http" or "https"))
-        {
-            errors["webhook.url"] = ["The url must be an absolute http or https URL."];
-        }
+        CheckHook(errors, "webhook", d.Webhook);
+        CheckHook(errors, "onComplete", d.OnComplete);
         CheckEntries(errors, "allowedTools", d.AllowedTools);
         CheckEntries(errors, "knowledgeCollections", d.KnowledgeCollections);
         return errors;
     }
 
-    public static AgentResponse ToResponse(this Agent a)
-    {
-        var d = AgentDefinition.Parse(a.Definition);
-        return new(a.Id, a.Name, a.Kind, d.Description, d.Model, d.SystemPrompt, d.AllowedTools, d.KnowledgeCollections, d.Limits, d.Webhook,
+    /// <summary>The agent as reads show it: no secrets.</summary>
+    public static AgentResponse ToResponse(this Agent a) => a.ToResponse(AgentDefinition.Parse(a.Definition), reveal: false, before: null);
+
+    /// <summary>
+    /// The response of a create (<paramref name="before"/> null) or an update: it shows, this once, each secret
+    /// the change set, so a client that let the server generate one learns it.
+    /// </summary>
+    public static AgentResponse ToWriteResponse(this Agent a, AgentDefinition? before) =>
+        a.ToResponse(AgentDefinition.Parse(a.Definition), reveal: true, before);
+
+    private static AgentResponse ToResponse(this Agent a, AgentDefinition d, bool reveal, AgentDefinition? before) =>
+        new(a.Id, a.Name, a.Kind, d.Description, d.Model, d.SystemPrompt, d.AllowedTools, d.KnowledgeCollections, d.Limits,
+            View(d.Webhook, reveal && d.Webhook?.Secret != before?.Webhook?.Secret),
+            View(d.OnComplete, reveal && d.OnComplete?.Secret != before?.OnComplete?.Secret),
             a.Version, a.CreatedAt, a.UpdatedAt);
+
+    public static AgentVersionResponse ToResponse(this AgentVersion v)
+    {
+        var d = AgentDefinition.Parse(v.Definition);
+        return new(v.AgentId, v.Version, v.Name, v.Kind,
+            new(d.Description, d.Model, d.SystemPrompt, d.AllowedTools, d.KnowledgeCollections, d.Limits, View(d.Webhook, false), View(d.OnComplete, false)),
+            v.CreatedAt, v.CreatedBy);
     }
 
-    public static AgentVersionResponse ToResponse(this AgentVersion v) =>
-        new(v.AgentId, v.Version, v.Name, v.Kind, AgentDefinition.Parse(v.Definition), v.CreatedAt, v.CreatedBy);
+    private static AgentWebhookResponse? View(AgentWebhook? hook, bool reveal) =>
+        hook is null ? null : new(hook.Url, hook.Secret is not null, reveal ? hook.Secret : null);
 
     public static AgentDocument ToExport(this Agent a)
     {
@@ -160,12 +213,34 @@ internal static class AgentContracts
             AllowedTools = [.. d.AllowedTools],
             KnowledgeCollections = [.. d.KnowledgeCollections],
             Limits = new AgentLimitsInput(d.Limits.MaxSteps, d.Limits.MaxTokens, d.Limits.TimeoutSeconds),
-            Webhook = d.Webhook,
+            // Without secrets: an export is meant to be shared; the import generates new ones.
+            Webhook = d.Webhook is null ? null : new AgentWebhook(d.Webhook.Url),
+            OnComplete = d.OnComplete is null ? null : new AgentWebhook(d.OnComplete.Url),
         };
     }
 
     private static AgentLimits Merge(AgentLimits current, AgentLimitsInput? sent) => new(
         sent?.MaxSteps ?? current.MaxSteps, sent?.MaxTokens ?? current.MaxTokens, sent?.TimeoutSeconds ?? current.TimeoutSeconds);
+
+    /// <summary>
+    /// The hook's URL and secret. The secret's length is checked here, not by an annotation: request validation
+    /// does not reach into this positional record, and a generated secret always passes anyway.
+    /// </summary>
+    private static void CheckHook(Dictionary<string, string[]> errors, string field, AgentWebhook? hook)
+    {
+        if (hook is null)
+        {
+            return;
+        }
+        if (!(Uri.TryCreate(hook.Url, UriKind.Absolute, out var url) && url.Scheme is "http" or "https"))
+        {
+            errors[$"{field}.url"] = ["The url must be an absolute http or https URL."];
+        }
+        if (hook.Secret is { Length: < SecretMinLength or > SecretMaxLength } || string.IsNullOrWhiteSpace(hook.Secret))
+        {
+            errors[$"{field}.secret"] = [$"The secret must be {SecretMinLength}-{SecretMaxLength} characters."];
+        }
+    }
 
     private static void CheckEntries(Dictionary<string, string[]> errors, string field, IReadOnlyList<string> entries)
     {

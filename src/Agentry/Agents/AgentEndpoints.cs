@@ -114,7 +114,8 @@ public static class AgentEndpoints
             return NotFound(id);
         }
         var kind = request.Kind ?? agent.Kind;
-        var definition = AgentDefinition.Parse(agent.Definition).Apply(request, kind);
+        var before = AgentDefinition.Parse(agent.Definition);
+        var definition = before.Apply(request, kind);
         if (AgentContracts.Check(kind, definition) is { Count: > 0 } errors)
         {
             return Problem.Validation(errors);
@@ -142,7 +143,7 @@ public static class AgentEndpoints
         }
         await cache.RemoveByTagAsync(Tag(workspace.Id), token: ct);
         await audit.RecordAsync(AuditActions.AgentUpdated, AuditOutcomes.Success, workspace.Id, AuditTargets.Agent(id), new { version = agent.Version });
-        return TypedResults.Ok(agent.ToResponse());
+        return TypedResults.Ok(agent.ToWriteResponse(before));
     }
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
@@ -234,7 +235,7 @@ public static class AgentEndpoints
         }
         await w.Cache.RemoveByTagAsync(Tag(w.WorkspaceId), token: ct);
         await w.Audit.RecordAsync(action, AuditOutcomes.Success, w.WorkspaceId, AuditTargets.Agent(agent.Id), new { name = agent.Name, kind = agent.Kind });
-        return TypedResults.Created($"/api/v1/agents/{agent.Id}", agent.ToResponse());
+        return TypedResults.Created($"/api/v1/agents/{agent.Id}", agent.ToWriteResponse(before: null));
     }
 
     private static IQueryable<Agent> Live(AppDbContext db, Guid workspaceId) =>

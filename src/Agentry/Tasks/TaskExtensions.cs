@@ -20,6 +20,12 @@ public static class TaskExtensions
         services.AddSingleton<TaskEventSignal>();
         services.AddSingleton<TaskMetrics>();
         services.AddSingleton<RunningTasks>();
+        services.AddSingleton<AgentVersions>();
+        services.AddSingleton<CompletionNotices>();
+        services.AddSingleton<WebhookDelivery>();
+        // The built-in handlers come first: a deployment or a test may register its own for a kind, and the worker takes the last.
+        services.AddSingleton<ITaskHandler, WebhookTaskHandler>();
+        services.AddSingleton<ITaskHandler, NotifyTaskHandler>();
         services.AddScoped<TaskSubmission>();
         services.AddHostedService<TaskSweeper>();
 

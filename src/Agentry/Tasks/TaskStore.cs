@@ -20,7 +20,9 @@ public enum TaskChange { Done, Requested, NotFound, WrongStatus }
 /// its events (and, with RabbitMQ, its outbox row) atomically, so concurrent workers, nodes and
 /// requests cannot both win and a late writer changes nothing.
 /// </summary>
-internal sealed class TaskStore(IServiceScopeFactory scopes, IOptions<StorageOptions> storage, IOptions<TaskOptions> options, TimeProvider clock)
+internal sealed class TaskStore(
+    IServiceScopeFactory scopes, IOptions<StorageOptions> storage, IOptions<TaskOptions> options, TimeProvider clock,
+    CompletionNotices notices, TaskSignal signal)
 {
     private const string Leased = """
         "Id", "WorkspaceId", "AgentId", "AgentVersion", "Kind", "Input", "Attempts", "MaxAttempts", "TimeoutSeconds", "Priority", "LeaseId", "CreatedAt", "RunAt"
@@ -96,7 +98,7 @@ internal sealed class TaskStore(IServiceScopeFactory scopes, IOptions<StorageOpt
     public async Task<bool> SucceedAsync(LeasedTask task, string? result, CancellationToken ct) =>
         await FinishAsync(task, """
             "Status" = 'succeeded', "Result" = @result, "Reason" = 'completed', "FinishedAt" = @at, "LastError" = NULL
-            """, [Event(TaskEventTypes.Succeeded, new { attempt = task.Attempts })], new() { ["@result"] = result }, outbox: false, ct);
+            """, [Event(TaskEventTypes.Succeeded, new { attempt = task.Attempts })], new() { ["@result"] = result }, outbox: false, ct, final: true);
 
     /// <summary>Records a failed attempt: back to the queue after a back-off, or dead when no attempt is left or a retry cannot help.</summary>
     public async Task<bool> FailAsync(LeasedTask task, string error, bool retryable, CancellationToken ct)
@@ -115,13 +117,13 @@ internal sealed class TaskStore(IServiceScopeFactory scopes, IOptions<StorageOpt
         return await FinishAsync(task, """
             "Status" = 'dead', "LastError" = @error, "Reason" = @reason, "FinishedAt" = @at
             """, [failed, Event(TaskEventTypes.Dead, new { attempts = task.Attempts, reason })],
-            new() { ["@error"] = error, ["@reason"] = reason }, outbox: false, ct);
+            new() { ["@error"] = error, ["@reason"] = reason }, outbox: false, ct, final: true);
     }
 
     public Task<bool> CancelledAsync(LeasedTask task, CancellationToken ct) =>
         FinishAsync(task, """
             "Status" = 'cancelled', "Reason" = 'Cancelled while running.', "FinishedAt" = @at
-            """, [Event(TaskEventTypes.Cancelled, new { attempt = task.Attempts, reason = "Cancelled while running." })], [], outbox: false, ct);
+            """, [Event(TaskEventTypes.Cancelled, new { attempt = task.Attempts, reason = "Cancelled while running." })], [], outbox: false, ct, final: true);
 
     /// <summary>Gives a task back unrun (its worker is stopping): the attempt does not count.</summary>
     public Task<bool> ReleaseAsync(LeasedTask task, CancellationToken ct) =>
@@ -151,14 +153,14 @@ internal sealed class TaskStore(IServiceScopeFactory scopes, IOptions<StorageOpt
     }
 
     private async Task<bool> FinishAsync(
-        LeasedTask task, string set, EventSpec[] events, Dictionary<string, object?> parameters, bool outbox, CancellationToken ct)
+        LeasedTask task, string set, EventSpec[] events, Dictionary<string, object?> parameters, bool outbox, CancellationToken ct, bool final = false)
     {
         parameters["@id"] = task.Id;
         parameters["@lease"] = task.LeaseId;
         parameters["@at"] = clock.UtcNow();
         var rows = await TransitionAsync($"{set}, {Released}", """
             "Id" = @id AND "LeaseId" = @lease AND "Status" = 'running'
-            """, events, outbox, "\"Id\"", r => r.GetGuid(0), parameters, ct);
+            """, events, outbox, "\"Id\"", r => r.GetGuid(0), parameters, ct, final);
         return rows.Count == 1;
     }
 
@@ -178,10 +180,10 @@ internal sealed class TaskStore(IServiceScopeFactory scopes, IOptions<StorageOpt
         Dictionary<string, object?> P() => new() { ["@at"] = now, ["@error"] = error };
         var cancelled = await TransitionAsync($"""
             "Status" = 'cancelled', "Reason" = 'Cancelled while running.', "FinishedAt" = @at, {Released}
-            """, $"{expired} AND \"CancelRequested\"", [new EventSpec(TaskEventTypes.Cancelled)], false, "\"Id\"", r => r.GetGuid(0), P(), ct);
+            """, $"{expired} AND \"CancelRequested\"", [new EventSpec(TaskEventTypes.Cancelled)], false, "\"Id\"", r => r.GetGuid(0), P(), ct, final: true);
         var dead = await TransitionAsync($"""
             "Status" = 'dead', "LastError" = @error, "Reason" = @error, "FinishedAt" = @at, {Released}
-            """, $"{expired} AND \"Attempts\" >= \"MaxAttempts\"", [failed, new EventSpec(TaskEventTypes.Dead)], false, "\"Id\"", r => r.GetGuid(0), P(), ct);
+            """, $"{expired} AND \"Attempts\" >= \"MaxAttempts\"", [failed, new EventSpec(TaskEventTypes.Dead)], false, "\"Id\"", r => r.GetGuid(0), P(), ct, final: true);
         var requeued = await TransitionAsync($"""
             "Status" = 'queued', "LastError" = @error, "RunAt" = @at, {Released}
             """, expired, [failed, new EventSpec(TaskEventTypes.Retrying, _sql.Json(("attempt", "\"Attempts\" + 1")))], _outbox, "\"Id\"", r => r.GetGuid(0), P(), ct);
@@ -194,7 +196,7 @@ internal sealed class TaskStore(IServiceScopeFactory scopes, IOptions<StorageOpt
         var reason = "Cancelled before it ran.";
         if (await ChangeAsync(workspaceId, id, "'queued'", $"""
             "Status" = 'cancelled', "Reason" = '{reason}', "FinishedAt" = @at
-            """, Event(TaskEventTypes.Cancelled, new { reason }), outbox: false, ct))
+            """, Event(TaskEventTypes.Cancelled, new { reason }), outbox: false, ct, final: true))
         {
             return TaskChange.Done;
         }
@@ -228,11 +230,12 @@ internal sealed class TaskStore(IServiceScopeFactory scopes, IOptions<StorageOpt
             ? TaskChange.Done
             : await StatusAsync(workspaceId, id, ct) is null ? TaskChange.NotFound : TaskChange.WrongStatus;
 
-    private async Task<bool> ChangeAsync(Guid workspaceId, Guid id, string status, string set, EventSpec e, bool outbox, CancellationToken ct) =>
+    private async Task<bool> ChangeAsync(
+        Guid workspaceId, Guid id, string status, string set, EventSpec e, bool outbox, CancellationToken ct, bool final = false) =>
         (await TransitionAsync(set, $"""
             "Id" = @id AND "WorkspaceId" = @ws AND "Status" = {status}
             """, [e], outbox, "\"Id\"", r => r.GetGuid(0),
-            new() { ["@id"] = id, ["@ws"] = workspaceId, ["@at"] = clock.UtcNow() }, ct)).Count == 1;
+            new() { ["@id"] = id, ["@ws"] = workspaceId, ["@at"] = clock.UtcNow() }, ct, final)).Count == 1;
 
     private async Task<string?> StatusAsync(Guid workspaceId, Guid id, CancellationToken ct)
     {
@@ -245,9 +248,13 @@ internal sealed class TaskStore(IServiceScopeFactory scopes, IOptions<StorageOpt
         return rows.FirstOrDefault();
     }
 
+    /// <param name="final">
+    /// The change ends tasks (succeeded, dead, cancelled): it then also writes the completion notices they
+    /// owe (see <see cref="CompletionNotices"/>), in the same transaction.
+    /// </param>
     private async Task<List<T>> TransitionAsync<T>(
         string set, string where, IReadOnlyList<EventSpec> events, bool outbox, string returning, Func<DbDataReader, T> read,
-        Dictionary<string, object?> parameters, CancellationToken ct)
+        Dictionary<string, object?> parameters, CancellationToken ct, bool final = false)
     {
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
@@ -265,7 +272,21 @@ internal sealed class TaskStore(IServiceScopeFactory scopes, IOptions<StorageOpt
                 specs.Add(events[i]);
             }
         }
-        return await _sql.TransitionAsync(db, set, where, specs, outbox, returning, read, parameters, ct);
+        if (!final)
+        {
+            return await _sql.TransitionAsync(db, set, where, specs, outbox, returning, read, parameters, ct);
+        }
+        // An outer transaction: TaskSql joins it, so the final state and its notices commit or fail together
+        // (on PostgreSQL this turns one statement into three; ending a task is worth it).
+        await using var transaction = await db.Database.BeginTransactionAsync(ct);
+        var rows = await _sql.TransitionAsync(db, set, where, specs, outbox, returning, r => (Id: r.GetGuid(0), Row: read(r)), parameters, ct);
+        var queued = rows.Count == 0 ? 0 : await notices.EnqueueAsync(db, rows.Select(r => r.Id).ToList(), ct);
+        await transaction.CommitAsync(ct);
+        if (queued > 0)
+        {
+            signal.Pulse();
+        }
+        return rows.Select(r => r.Row).ToList();
     }
 
     /// <summary>

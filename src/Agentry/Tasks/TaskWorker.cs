@@ -3,10 +3,8 @@ using System.Data.Common;
 using System.Diagnostics;
 using System.Text.Json;
 using Agentry.Agents;
-using Agentry.Data;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
-using ZiggyCreatures.Caching.Fusion;
 
 namespace Agentry.Tasks;
 
@@ -21,8 +19,7 @@ internal sealed partial class TaskWorker(
     TaskStore store,
     RunningTasks running,
     IEnumerable<ITaskHandler> handlers,
-    IServiceScopeFactory scopes,
-    IFusionCache cache,
+    AgentVersions agents,
     TaskMetrics metrics,
     TaskEventSignal events,
     IOptions<TaskOptions> options,
@@ -226,28 +223,10 @@ internal sealed partial class TaskWorker(
         }
     }
 
-    /// <summary>The agent's name and definition at the task's version; versions never change, so they are cached long.</summary>
-    private async Task<(string Name, AgentDefinition Definition)> AgentAsync(LeasedTask task, CancellationToken ct)
-    {
-        var version = await cache.GetOrSetAsync(
-            $"agent-version:{task.AgentId}:{task.AgentVersion}",
-            async token =>
-            {
-                await using var scope = scopes.CreateAsyncScope();
-                var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
-                return await db.AgentVersions.AsNoTracking()
-                    .Where(v => v.AgentId == task.AgentId && v.Version == task.AgentVersion)
-                    .Select(v => new AgentVersionKey(v.Name, v.Definition))
-                    .FirstOrDefaultAsync(token);
-            },
-            options => options.SetDuration(TimeSpan.FromHours(1)),
-            ct);
-        return version is null
-            ? throw new TaskFailedException($"Agent {task.AgentId} has no version {task.AgentVersion}.", retryable: false)
-            : (version.Name, AgentDefinition.Parse(version.Definition));
-    }
-
-    private sealed record AgentVersionKey(string Name, string Definition);
+    /// <summary>The agent's name and definition at the task's version.</summary>
+    private async Task<(string Name, AgentDefinition Definition)> AgentAsync(LeasedTask task, CancellationToken ct) =>
+        await agents.FindAsync(task.AgentId, task.AgentVersion, ct)
+            ?? throw new TaskFailedException($"Agent {task.AgentId} has no version {task.AgentVersion}.", retryable: false);
 
     private sealed record Outcome(string Status, string? Result = null, string? Error = null, bool Retryable = false)
     {

@@ -392,9 +392,12 @@ public abstract class AgentApiContract(StorageFixture fixture)
         return seen;
     }
 
-    /// <summary>Everything an export carries but the name, as JSON for comparison.</summary>
+    /// <summary>
+    /// Everything an export carries but the name, as JSON for comparison. Hook secrets are left out: an export
+    /// carries none, and an import's response shows the new one it generated.
+    /// </summary>
     private static string Definition(AgentResponse a) => JsonSerializer.Serialize(
-        new { a.Kind, a.Description, a.Model, a.SystemPrompt, a.AllowedTools, a.KnowledgeCollections, a.Limits, a.Webhook });
+        new { a.Kind, a.Description, a.Model, a.SystemPrompt, a.AllowedTools, a.KnowledgeCollections, a.Limits, Webhook = a.Webhook?.Url, OnComplete = a.OnComplete?.Url });
 
     private static Task<string> Text(HttpResponseMessage response) => response.Content.ReadAsStringAsync();
 }
