@@ -19,6 +19,10 @@ internal sealed class CompletionNotices(AgentVersions agents, TimeProvider clock
     /// <summary>Each attempt's limit: a notice is one small POST.</summary>
     private const int TimeoutSeconds = 30;
 
+    /// <summary>Whether ending a task of this agent version owes a notice (versions never change, so this is a cached lookup).</summary>
+    public async ValueTask<bool> OwedAsync(LeasedTask task, CancellationToken ct) =>
+        task.Kind != Kind && await agents.FindAsync(task.AgentId, task.AgentVersion, ct) is { Definition.OnComplete: not null };
+
     /// <summary>
     /// Adds a notice task for each of <paramref name="finished"/> (tasks just moved to a final state in
     /// <paramref name="db"/>'s open transaction) whose agent version has a completion hook; returns how many.

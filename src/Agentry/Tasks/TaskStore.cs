@@ -160,7 +160,9 @@ internal sealed class TaskStore(
         parameters["@at"] = clock.UtcNow();
         var rows = await TransitionAsync($"{set}, {Released}", """
             "Id" = @id AND "LeaseId" = @lease AND "Status" = 'running'
-            """, events, outbox, "\"Id\"", r => r.GetGuid(0), parameters, ct, final);
+            """, events, outbox, "\"Id\"", r => r.GetGuid(0), parameters, ct,
+            // The worker knows the agent: most tasks owe no notice, and then ending one stays a single statement.
+            final && await notices.OwedAsync(task, ct));
         return rows.Count == 1;
     }
 
