@@ -12,8 +12,12 @@ namespace Agentry.Tasks;
 /// that somehow repeated would find the slot's task instead of making a second one.
 /// </summary>
 internal sealed class ScheduleRunner(
-    IServiceScopeFactory scopes, TaskSignal signal, TimeProvider clock, IOptions<ScheduleOptions> options, ILogger<ScheduleRunner> logger)
-    : BackgroundService
+    IServiceScopeFactory scopes,
+    TaskSignal signal,
+    TaskMetrics metrics,
+    TimeProvider clock,
+    IOptions<ScheduleOptions> options,
+    ILogger<ScheduleRunner> logger) : BackgroundService
 {
     /// <summary>Bounds one scan's catch-up of a schedule whose slots come faster than scans.</summary>
     private const int MaxSlotsPerScan = 100;
@@ -126,6 +130,7 @@ internal sealed class ScheduleRunner(
         }
         await db.Schedules.Where(s => s.Id == schedule.Id).ExecuteUpdateAsync(u => u.SetProperty(s => s.LastTaskId, taskId), ct);
         await transaction.CommitAsync(ct);
+        metrics.SlotFired(taskId is not null);
         return true;
     }
 }

@@ -1,8 +1,11 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Net;
 using System.Text.Json;
 using Agentry.Agents;
 using Agentry.Data;
+using Agentry.Hosting;
 using Agentry.Identity;
 using Agentry.Tasks;
 using Agentry.Tests.Infrastructure;
@@ -292,6 +295,7 @@ public sealed class ScheduleClusterTests
         var workspace = await nodeA.CreateWorkspaceAsync();
         var a = await nodeA.UserClientAsync(workspace, Roles.Admin);
         var b = await nodeB.AdminClientAsync(); // both nodes run (and scan) from here on
+        using var fired = new SlotsFiredPerNode(("A", nodeA), ("B", nodeB));
         var agent = await ScheduleTesting.WebhookAgentAsync(a);
         var schedule = await (await b.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/api/v1/schedules")
         {
@@ -309,10 +313,44 @@ public sealed class ScheduleClusterTests
         Assert.All(tasks, t => Assert.Equal(ScheduleApiContract.ScheduleContractsKey(schedule.Id, t.RunAt), t.IdempotencyKey));
         Assert.All(slots.Zip(slots.Skip(1)), pair => Assert.Equal(TimeSpan.FromSeconds(1), pair.Second - pair.First)); // and none skipped
         Assert.Equal(schedule.NextRunAt, slots[0]);
+        // The claim alone keeps a slot to one node: the nodes' fired slots add up to the tasks, not more.
+        Assert.True(await HttpAssertions.EventuallyAsync(() => Task.FromResult(fired.Total == tasks.Count), TimeSpan.FromSeconds(5)),
+            $"{tasks.Count} tasks, but the nodes fired {fired}");
         Assert.True(await HttpAssertions.EventuallyAsync(
             async () => (await ScheduleTesting.TasksAsync(a, schedule.Id)).All(t => t.Status == AgentTaskStatus.Succeeded), TimeSpan.FromSeconds(60)),
             "the schedule's tasks did not all run");
     }
+}
+
+/// <summary>
+/// <c>schedule_slots_fired_total</c> per node. Meters are process-wide, but each app's meter factory hands out its own
+/// <c>Agentry</c> meter, so a measurement's meter says which node made it.
+/// </summary>
+internal sealed class SlotsFiredPerNode : IDisposable
+{
+    private readonly MeterListener _listener = new();
+    private readonly Dictionary<Meter, string> _nodes;
+    private readonly ConcurrentDictionary<string, long> _counts = new();
+
+    public SlotsFiredPerNode(params (string Name, AgentryApp App)[] nodes)
+    {
+        _nodes = nodes.ToDictionary(n => n.App.Services.GetRequiredService<IMeterFactory>().Create(ApiMetrics.MeterName), n => n.Name);
+        _listener.InstrumentPublished = (instrument, listener) =>
+        {
+            if (instrument.Name == "schedule_slots_fired_total" && _nodes.ContainsKey(instrument.Meter))
+            {
+                listener.EnableMeasurementEvents(instrument);
+            }
+        };
+        _listener.SetMeasurementEventCallback<long>((instrument, value, _, _) => _counts.AddOrUpdate(_nodes[instrument.Meter], value, (_, sum) => sum + value));
+        _listener.Start();
+    }
+
+    public long Total => _counts.Values.Sum();
+
+    public override string ToString() => string.Join(", ", _counts.OrderBy(c => c.Key).Select(c => $"{c.Key}: {c.Value}"));
+
+    public void Dispose() => _listener.Dispose();
 }
 
 /// <summary>Runs webhook agents without calling anything: every task succeeds with <c>{"ok":true}</c>.</summary>
