@@ -118,8 +118,9 @@ public static class ScheduleEndpoints
         {
             return NotFound(id);
         }
+        // The agent is checked only when it changes: a schedule whose agent was deleted can still be disabled or repointed.
         var target = new Target(workspace.Id, request.AgentId ?? schedule.AgentId, request.Cron?.Trim() ?? schedule.Cron,
-            request.TimeZone ?? schedule.TimeZone);
+            request.TimeZone ?? schedule.TimeZone, CheckAgent: request.AgentId is { } agentId && agentId != schedule.AgentId);
         var check = await CheckAsync(target, db, cache, handlers, ct);
         if (check.Problem is not null)
         {
@@ -170,7 +171,7 @@ public static class ScheduleEndpoints
     }
 
     /// <summary>What a schedule would run: the agent, and when.</summary>
-    private sealed record Target(Guid WorkspaceId, Guid AgentId, string Cron, string TimeZone);
+    private sealed record Target(Guid WorkspaceId, Guid AgentId, string Cron, string TimeZone, bool CheckAgent = true);
 
     /// <summary>
     /// A 400 naming each wrong field (expression, zone, agent), or a 422 for an agent whose kind no handler runs here
@@ -188,8 +189,8 @@ public static class ScheduleEndpoints
         {
             errors["timeZone"] = [$"'{target.TimeZone}' is not a known IANA time zone id (such as UTC or Europe/Berlin)."];
         }
-        var agent = await AgentEndpoints.FindAsync(target.WorkspaceId, target.AgentId, db, cache, ct);
-        if (agent is null)
+        var agent = target.CheckAgent ? await AgentEndpoints.FindAsync(target.WorkspaceId, target.AgentId, db, cache, ct) : null;
+        if (target.CheckAgent && agent is null)
         {
             errors["agentId"] = [$"Agent {target.AgentId} was not found in this workspace."];
         }
@@ -197,10 +198,10 @@ public static class ScheduleEndpoints
         {
             return (Problem.Validation(errors), null);
         }
-        if (!handlers.Any(h => h.Kind == agent!.Kind))
+        if (agent is not null && !handlers.Any(h => h.Kind == agent.Kind))
         {
             return (Problem.Unprocessable("agent_not_runnable",
-                $"The agent '{agent!.Name}' is a {agent.Kind} agent, and {agent.Kind} agents cannot run tasks on this installation yet."), null);
+                $"The agent '{agent.Name}' is a {agent.Kind} agent, and {agent.Kind} agents cannot run tasks on this installation yet."), null);
         }
         return (null, new ScheduleClock(cron!, zone!));
     }

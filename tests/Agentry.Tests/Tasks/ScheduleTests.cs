@@ -84,6 +84,13 @@ public abstract class ScheduleApiContract(StorageFixture fixture)
         var schedule = await CreateAsync(client, new { name = "hook", agentId = runnable, cron = Yearly });
         await (await client.PatchAsync($"{Url}/{schedule.Id}", HttpAssertions.Json(new { agentId = tool.Id })))
             .AssertProblemAsync(HttpStatusCode.UnprocessableEntity, "agent_not_runnable");
+
+        // A schedule whose agent was deleted can still be changed (here: disabled), but not pointed at a missing agent.
+        (await client.DeleteAsync($"/api/v1/agents/{runnable}")).EnsureSuccessStatusCode();
+        Assert.False((await PatchAsync(client, schedule.Id, new { enabled = false, name = "orphan" })).Enabled);
+        var other = await CreateAsync(client, new { name = "other", agentId = await ScheduleTesting.WebhookAgentAsync(client), cron = Yearly });
+        (await (await client.PatchAsync($"{Url}/{other.Id}", HttpAssertions.Json(new { agentId = runnable })))
+            .AssertProblemAsync(HttpStatusCode.BadRequest, "validation_failed")).GetProperty("errors").GetProperty("agentId");
     }
 
     [Fact]
