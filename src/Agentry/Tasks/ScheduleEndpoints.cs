@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Agentry.Agents;
 using Agentry.Data;
 using Agentry.Hosting;
@@ -140,7 +141,7 @@ public static class ScheduleEndpoints
             // From now: slots passed while the schedule was disabled, or under its old expression, are not fired.
             schedule.NextRunAt = enabled ? check.Clock!.Next(now) : null;
         }
-        var changed = db.Entry(schedule).Properties.Where(p => p.IsModified).Select(p => p.Metadata.Name).ToList();
+        var changed = db.Entry(schedule).Properties.Where(p => p.IsModified).Select(p => JsonNamingPolicy.CamelCase.ConvertName(p.Metadata.Name)).ToList();
         if (changed.Count == 0)
         {
             return TypedResults.Ok(schedule.ToResponse());

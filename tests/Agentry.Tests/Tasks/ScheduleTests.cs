@@ -131,6 +131,21 @@ public abstract class ScheduleApiContract(StorageFixture fixture)
         Assert.Equal(enabled.UpdatedAt, same.UpdatedAt);
     }
 
+    [Fact]
+    public async Task Create_update_and_delete_are_audited()
+    {
+        var workspace = await _app.CreateWorkspaceAsync();
+        var client = await _app.UserClientAsync(workspace, Roles.Admin);
+        var schedule = await CreateAsync(client, new { name = "audited", agentId = await ScheduleTesting.WebhookAgentAsync(client), cron = Yearly });
+        await PatchAsync(client, schedule.Id, new { priority = 1 });
+        (await client.DeleteAsync($"{Url}/{schedule.Id}")).EnsureSuccessStatusCode();
+
+        var events = (await (await client.GetAsync($"/api/v1/audit?workspaceId={workspace}&action=schedule.")).ReadAsync<Page<AuditEventResponse>>()).Items;
+        Assert.Equal([AuditActions.ScheduleDeleted, AuditActions.ScheduleUpdated, AuditActions.ScheduleCreated], events.Select(e => e.Action));
+        Assert.All(events, e => Assert.Equal(($"schedule:{schedule.Id}", AuditOutcomes.Success), (e.Target, e.Outcome)));
+        Assert.Contains("priority", events[1].Detail!.Value.GetProperty("changed").EnumerateArray().Select(c => c.GetString()));
+    }
+
     [Theory]
     [InlineData("-createdAt")]
     [InlineData("createdAt")]
