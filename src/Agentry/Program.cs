@@ -33,6 +33,7 @@ app.MapIdentity();
 app.MapWorkspaces();
 app.MapAgents();
 app.MapTasks();
+app.MapSchedules();
 
 return await app.RunAgentryAsync(args);
 

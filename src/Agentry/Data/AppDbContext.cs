@@ -26,6 +26,7 @@ public abstract class AppDbContext(DbContextOptions options) : DbContext(options
     public DbSet<AgentTask> Tasks => Set<AgentTask>();
     public DbSet<TaskEvent> TaskEvents => Set<TaskEvent>();
     public DbSet<TaskOutboxEntry> TaskOutbox => Set<TaskOutboxEntry>();
+    public DbSet<Schedule> Schedules => Set<Schedule>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {

@@ -72,6 +72,9 @@ public static class AuditActions
     public const string AgentUpdated = "agent.updated";
     public const string AgentDeleted = "agent.deleted";
     public const string AgentImported = "agent.imported";
+    public const string ScheduleCreated = "schedule.created";
+    public const string ScheduleUpdated = "schedule.updated";
+    public const string ScheduleDeleted = "schedule.deleted";
     public const string PermissionDenied = "permission.denied";
 }
 
@@ -96,6 +99,8 @@ public static class AuditTargets
     public static string ServiceAccount(Guid id) => $"serviceaccount:{id}";
 
     public static string Agent(Guid id) => $"agent:{id}";
+
+    public static string Schedule(Guid id) => $"schedule:{id}";
 }
 
 internal sealed class AuditEventConfiguration : IEntityTypeConfiguration<AuditEvent>

@@ -109,6 +109,8 @@ internal sealed class AgentTaskConfiguration : IEntityTypeConfiguration<AgentTas
         // The workspace's list, newest first, optionally by status.
         task.HasIndex(t => new { t.WorkspaceId, t.Id });
         task.HasIndex(t => new { t.WorkspaceId, t.Status, t.Id });
+        // The list of one schedule's tasks.
+        task.HasIndex(t => new { t.ScheduleId, t.Id }).HasFilter("\"ScheduleId\" IS NOT NULL");
         task.HasIndex(t => new { t.WorkspaceId, t.IdempotencyKey }).IsUnique().HasFilter("\"IdempotencyKey\" IS NOT NULL");
     }
 }

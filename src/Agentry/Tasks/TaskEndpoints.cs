@@ -84,7 +84,7 @@ public static class TaskEndpoints
     }
 
     internal static async Task<Results<Ok<Page<TaskResponse>>, ProblemHttpResult>> ListAsync(
-        [AsParameters] PageRequest page, [FromQuery] string? status, [FromQuery] Guid? agentId, [FromQuery] DateTime? createdAfter,
+        [AsParameters] PageRequest page, [FromQuery] string? status, [FromQuery] Guid? agentId, [FromQuery] Guid? scheduleId, [FromQuery] DateTime? createdAfter,
         [FromQuery] DateTime? createdBefore, CurrentWorkspace workspace, AppDbContext db, CancellationToken ct)
     {
         if (page.Resolve(TaskContracts.Sorts, out var sort, out var after) is { } invalid)
@@ -103,6 +103,10 @@ public static class TaskEndpoints
         if (agentId is not null)
         {
             query = query.Where(t => t.AgentId == agentId);
+        }
+        if (scheduleId is not null)
+        {
+            query = query.Where(t => t.ScheduleId == scheduleId);
         }
         if (createdAfter is { } from)
         {

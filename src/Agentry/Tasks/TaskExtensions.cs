@@ -7,14 +7,15 @@ public static class TaskExtensions
     public const string RoleKey = "Agentry:Role";
 
     /// <summary>
-    /// Tasks: submission, the queue provider, and (unless this process is an <c>api</c> node) the workers.
-    /// The sweeper runs on every node.
+    /// Tasks: submission, the queue provider, and (unless this process is an <c>api</c> node) the workers and
+    /// the schedule runner. The sweeper runs on every node.
     /// </summary>
     public static IHostApplicationBuilder AddTasks(this IHostApplicationBuilder builder)
     {
         var services = builder.Services;
         services.AddOptions<TaskOptions>().BindConfiguration(TaskOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<IValidateOptions<TaskOptions>, TaskOptionsValidator>();
+        services.AddOptions<ScheduleOptions>().BindConfiguration(ScheduleOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<TaskStore>();
         services.AddSingleton<TaskSignal>();
         services.AddSingleton<TaskEventSignal>();
@@ -45,6 +46,7 @@ public static class TaskExtensions
         if (role != "api")
         {
             services.AddHostedService<TaskWorker>();
+            services.AddHostedService<ScheduleRunner>();
         }
         return builder;
     }

@@ -25,4 +25,13 @@ internal static partial class TaskLog
 
     [LoggerMessage(8, LogLevel.Warning, "Sweeping lapsed task leases failed")]
     public static partial void SweepFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(9, LogLevel.Warning, "Looking for due schedules failed")]
+    public static partial void ScheduleScanFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(10, LogLevel.Warning, "Schedule {ScheduleId}: firing its due slot failed; the next scan tries again")]
+    public static partial void ScheduleFailed(ILogger logger, Guid scheduleId, Exception exception);
+
+    [LoggerMessage(11, LogLevel.Warning, "Schedule {ScheduleId}: the task for slot {Slot:o} was refused: {Reason}")]
+    public static partial void ScheduleRefused(ILogger logger, Guid scheduleId, DateTime slot, string reason);
 }

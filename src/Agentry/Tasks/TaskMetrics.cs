@@ -5,7 +5,7 @@ namespace Agentry.Tasks;
 
 /// <summary>
 /// Queue depth per status, dead letters, attempts, and the two latencies users feel: due → started and
-/// started → finished. On the <c>Agentry</c> meter, exported at /metrics.
+/// started → finished; and the schedule slots this node fired. On the <c>Agentry</c> meter, exported at /metrics.
 /// </summary>
 public sealed class TaskMetrics
 {
@@ -14,6 +14,7 @@ public sealed class TaskMetrics
     private readonly Counter<long> _finished;
     private readonly Histogram<double> _wait;
     private readonly Histogram<double> _run;
+    private readonly Counter<long> _slots;
     private volatile IReadOnlyDictionary<string, long> _depth = new Dictionary<string, long>();
 
     public TaskMetrics(IMeterFactory meters, TimeProvider clock)
@@ -25,6 +26,7 @@ public sealed class TaskMetrics
         _finished = meter.CreateCounter<long>("task_attempts_finished_total", description: "Attempts finished, by outcome");
         _wait = meter.CreateHistogram("task_queue_wait_seconds", "s", "From due to started", advice: buckets);
         _run = meter.CreateHistogram("task_run_seconds", "s", "From started to finished", advice: buckets);
+        _slots = meter.CreateCounter<long>("schedule_slots_fired_total", description: "Schedule slots this node claimed, by outcome (task created or refused)");
         meter.CreateObservableGauge("task_queue_depth",
             () => AgentTaskStatus.All.Where(s => s is AgentTaskStatus.Queued or AgentTaskStatus.Running)
                 .Select(s => new Measurement<long>(_depth.GetValueOrDefault(s), new KeyValuePair<string, object?>("status", s))),
@@ -48,6 +50,9 @@ public sealed class TaskMetrics
         _finished.Add(1, new KeyValuePair<string, object?>("outcome", outcome));
         _run.Record(elapsed.TotalSeconds, new KeyValuePair<string, object?>("kind", task.Kind));
     }
+
+    /// <summary>A slot this node claimed; <paramref name="created"/> false when the task was refused (e.g. the agent is gone).</summary>
+    internal void SlotFired(bool created) => _slots.Add(1, new KeyValuePair<string, object?>("outcome", created ? "created" : "refused"));
 
     internal void Depth(IReadOnlyDictionary<string, long> depth) => _depth = depth;
 }

@@ -41,6 +41,8 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
         ["CancelTask"] = new { },
         ["RequeueTask"] = new { },
         ["DiscardTask"] = new { },
+        ["CreateSchedule"] = new { name = "matrix", agentId = Guid.Empty, cron = "0 0 1 1 *" },
+        ["UpdateSchedule"] = new { enabled = false },
         ["ImportAgent"] = new { agentry = "agent/v1", name = "imported-" + Guid.NewGuid().ToString("N")[..8], kind = "tool" },
     };
 
@@ -62,6 +64,7 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
         var agent = (await (await admin.SendAsync(inWorkspace)).ReadAsync<JsonElement>(HttpStatusCode.Created)).GetProperty("id").GetString()!;
         // A task to read; written directly, since no agent kind this test can make runs without a server to call.
         var task = await _app.InsertTaskAsync(workspace, Guid.Parse(agent));
+        var schedule = await _app.InsertScheduleAsync(workspace, Guid.Parse(agent));
         Principal[] principals =
         [
             new("anonymous", null, null),
@@ -83,6 +86,7 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
             ["agents.id"] = agent,
             ["version"] = "1",
             ["tasks.id"] = task.ToString(),
+            ["schedules.id"] = schedule.ToString(),
         };
         var openApi = JsonDocument.Parse(await admin.GetStringAsync("/openapi/v1.json")).RootElement.GetProperty("paths");
 

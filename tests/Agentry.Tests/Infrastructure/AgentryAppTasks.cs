@@ -32,4 +32,28 @@ public sealed partial class AgentryApp
         await db.SaveChangesAsync();
         return task.Id;
     }
+
+    /// <summary>Writes a disabled schedule straight into the database, for tests whose agents no handler can run.</summary>
+    public async Task<Guid> InsertScheduleAsync(Guid workspaceId, Guid agentId)
+    {
+        await using var scope = Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+        var now = DateTime.UtcNow;
+        var schedule = new Schedule
+        {
+            Id = Guid.CreateVersion7(),
+            WorkspaceId = workspaceId,
+            AgentId = agentId,
+            Name = $"schedule-{Guid.NewGuid():N}",
+            Cron = "0 0 1 1 *",
+            TimeZone = "UTC",
+            Input = "{}",
+            Priority = 5,
+            CreatedAt = now,
+            UpdatedAt = now,
+        };
+        db.Schedules.Add(schedule);
+        await db.SaveChangesAsync();
+        return schedule.Id;
+    }
 }

@@ -23,7 +23,7 @@ namespace Agentry.Data.CompiledModels.Postgres
                 baseEntityType,
                 propertyCount: 26,
                 foreignKeyCount: 2,
-                unnamedIndexCount: 6,
+                unnamedIndexCount: 7,
                 keyCount: 1);
 
             var id = runtimeEntityType.AddProperty(
@@ -249,20 +249,24 @@ namespace Agentry.Data.CompiledModels.Postgres
                 new[] { agentId });
 
             var index0 = runtimeEntityType.AddIndex(
-                new[] { status, leaseExpiresAt });
+                new[] { scheduleId, id });
+            index0.AddAnnotation("Relational:Filter", "\"ScheduleId\" IS NOT NULL");
 
             var index1 = runtimeEntityType.AddIndex(
-                new[] { workspaceId, id });
+                new[] { status, leaseExpiresAt });
 
             var index2 = runtimeEntityType.AddIndex(
-                new[] { workspaceId, idempotencyKey },
-                unique: true);
-            index2.AddAnnotation("Relational:Filter", "\"IdempotencyKey\" IS NOT NULL");
+                new[] { workspaceId, id });
 
             var index3 = runtimeEntityType.AddIndex(
-                new[] { workspaceId, status, id });
+                new[] { workspaceId, idempotencyKey },
+                unique: true);
+            index3.AddAnnotation("Relational:Filter", "\"IdempotencyKey\" IS NOT NULL");
 
             var index4 = runtimeEntityType.AddIndex(
+                new[] { workspaceId, status, id });
+
+            var index5 = runtimeEntityType.AddIndex(
                 new[] { status, workspaceId, priority, runAt });
 
             return runtimeEntityType;

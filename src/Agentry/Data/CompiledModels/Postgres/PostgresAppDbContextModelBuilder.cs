@@ -12,7 +12,7 @@ namespace Agentry.Data.CompiledModels.Postgres
     public partial class PostgresAppDbContextModel
     {
         private PostgresAppDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("8cdd762e-1287-4d4e-a200-68c667c70045"), entityTypeCount: 17)
+            : base(skipDetectChanges: false, modelId: new Guid("533a394b-415e-41a0-b398-3370fd006ac3"), entityTypeCount: 18)
         {
         }
 
@@ -28,6 +28,7 @@ namespace Agentry.Data.CompiledModels.Postgres
             var signingKey = SigningKeyEntityType.Create(this);
             var user = UserEntityType.Create(this);
             var agentTask = AgentTaskEntityType.Create(this);
+            var schedule = ScheduleEntityType.Create(this);
             var taskEvent = TaskEventEntityType.Create(this);
             var taskOutboxEntry = TaskOutboxEntryEntityType.Create(this);
             var workspace = WorkspaceEntityType.Create(this);
@@ -45,6 +46,8 @@ namespace Agentry.Data.CompiledModels.Postgres
             ServiceAccountEntityType.CreateForeignKey1(serviceAccount, workspace);
             AgentTaskEntityType.CreateForeignKey1(agentTask, agent);
             AgentTaskEntityType.CreateForeignKey2(agentTask, workspace);
+            ScheduleEntityType.CreateForeignKey1(schedule, agent);
+            ScheduleEntityType.CreateForeignKey2(schedule, workspace);
             TaskEventEntityType.CreateForeignKey1(taskEvent, agentTask);
             OpenIddictEntityFrameworkCoreAuthorizationEntityType.CreateForeignKey1(openIddictEntityFrameworkCoreAuthorization, openIddictEntityFrameworkCoreApplication);
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey1(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreApplication);
@@ -60,6 +63,7 @@ namespace Agentry.Data.CompiledModels.Postgres
             SigningKeyEntityType.CreateAnnotations(signingKey);
             UserEntityType.CreateAnnotations(user);
             AgentTaskEntityType.CreateAnnotations(agentTask);
+            ScheduleEntityType.CreateAnnotations(schedule);
             TaskEventEntityType.CreateAnnotations(taskEvent);
             TaskOutboxEntryEntityType.CreateAnnotations(taskOutboxEntry);
             WorkspaceEntityType.CreateAnnotations(workspace);

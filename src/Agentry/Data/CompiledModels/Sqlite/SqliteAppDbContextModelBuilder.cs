@@ -11,7 +11,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
     public partial class SqliteAppDbContextModel
     {
         private SqliteAppDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("e35bef97-6955-4ee0-8266-a9c6e28c6164"), entityTypeCount: 17)
+            : base(skipDetectChanges: false, modelId: new Guid("680b09b0-10e0-433b-9a72-deb812796981"), entityTypeCount: 18)
         {
         }
 
@@ -27,6 +27,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
             var signingKey = SigningKeyEntityType.Create(this);
             var user = UserEntityType.Create(this);
             var agentTask = AgentTaskEntityType.Create(this);
+            var schedule = ScheduleEntityType.Create(this);
             var taskEvent = TaskEventEntityType.Create(this);
             var taskOutboxEntry = TaskOutboxEntryEntityType.Create(this);
             var workspace = WorkspaceEntityType.Create(this);
@@ -44,6 +45,8 @@ namespace Agentry.Data.CompiledModels.Sqlite
             ServiceAccountEntityType.CreateForeignKey1(serviceAccount, workspace);
             AgentTaskEntityType.CreateForeignKey1(agentTask, agent);
             AgentTaskEntityType.CreateForeignKey2(agentTask, workspace);
+            ScheduleEntityType.CreateForeignKey1(schedule, agent);
+            ScheduleEntityType.CreateForeignKey2(schedule, workspace);
             TaskEventEntityType.CreateForeignKey1(taskEvent, agentTask);
             OpenIddictEntityFrameworkCoreAuthorizationEntityType.CreateForeignKey1(openIddictEntityFrameworkCoreAuthorization, openIddictEntityFrameworkCoreApplication);
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey1(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreApplication);
@@ -59,6 +62,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
             SigningKeyEntityType.CreateAnnotations(signingKey);
             UserEntityType.CreateAnnotations(user);
             AgentTaskEntityType.CreateAnnotations(agentTask);
+            ScheduleEntityType.CreateAnnotations(schedule);
             TaskEventEntityType.CreateAnnotations(taskEvent);
             TaskOutboxEntryEntityType.CreateAnnotations(taskOutboxEntry);
             WorkspaceEntityType.CreateAnnotations(workspace);

@@ -479,6 +479,9 @@ namespace Agentry.Data.Migrations.Postgres
 
                     b.HasIndex("AgentId");
 
+                    b.HasIndex("ScheduleId", "Id")
+                        .HasFilter("\"ScheduleId\" IS NOT NULL");
+
                     b.HasIndex("Status", "LeaseExpiresAt");
 
                     b.HasIndex("WorkspaceId", "Id");
@@ -493,6 +496,81 @@ namespace Agentry.Data.Migrations.Postgres
                         .IsDescending(false, false, true, false);
 
                     b.ToTable("tasks", (string)null);
+                });
+
+            modelBuilder.Entity("Agentry.Tasks.Schedule", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .HasColumnType("uuid");
+
+                    b.Property<Guid>("AgentId")
+                        .HasColumnType("uuid");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<Guid?>("CreatedBy")
+                        .HasColumnType("uuid");
+
+                    b.Property<string>("Cron")
+                        .IsRequired()
+                        .HasMaxLength(120)
+                        .HasColumnType("character varying(120)");
+
+                    b.Property<bool>("Enabled")
+                        .HasColumnType("boolean");
+
+                    b.Property<string>("Input")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<DateTime?>("LastRunAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<Guid?>("LastTaskId")
+                        .HasColumnType("uuid");
+
+                    b.Property<int?>("MaxAttempts")
+                        .HasColumnType("integer");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)");
+
+                    b.Property<DateTime?>("NextRunAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<int>("Priority")
+                        .HasColumnType("integer");
+
+                    b.Property<string>("TimeZone")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<int?>("TimeoutSeconds")
+                        .HasColumnType("integer");
+
+                    b.Property<DateTime>("UpdatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<Guid>("WorkspaceId")
+                        .HasColumnType("uuid");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("AgentId");
+
+                    b.HasIndex("NextRunAt")
+                        .HasFilter("\"NextRunAt\" IS NOT NULL");
+
+                    b.HasIndex("WorkspaceId", "Id");
+
+                    b.HasIndex("WorkspaceId", "Name")
+                        .IsUnique();
+
+                    b.ToTable("schedules", (string)null);
                 });
 
             modelBuilder.Entity("Agentry.Tasks.TaskEvent", b =>
@@ -850,6 +928,21 @@ namespace Agentry.Data.Migrations.Postgres
                 });
 
             modelBuilder.Entity("Agentry.Tasks.AgentTask", b =>
+                {
+                    b.HasOne("Agentry.Agents.Agent", null)
+                        .WithMany()
+                        .HasForeignKey("AgentId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+
+                    b.HasOne("Agentry.Workspaces.Workspace", null)
+                        .WithMany()
+                        .HasForeignKey("WorkspaceId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
+            modelBuilder.Entity("Agentry.Tasks.Schedule", b =>
                 {
                     b.HasOne("Agentry.Agents.Agent", null)
                         .WithMany()

@@ -474,6 +474,9 @@ namespace Agentry.Data.Migrations.Sqlite
 
                     b.HasIndex("AgentId");
 
+                    b.HasIndex("ScheduleId", "Id")
+                        .HasFilter("\"ScheduleId\" IS NOT NULL");
+
                     b.HasIndex("Status", "LeaseExpiresAt");
 
                     b.HasIndex("WorkspaceId", "Id");
@@ -488,6 +491,81 @@ namespace Agentry.Data.Migrations.Sqlite
                         .IsDescending(false, false, true, false);
 
                     b.ToTable("tasks", (string)null);
+                });
+
+            modelBuilder.Entity("Agentry.Tasks.Schedule", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .HasColumnType("TEXT");
+
+                    b.Property<Guid>("AgentId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<Guid?>("CreatedBy")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Cron")
+                        .IsRequired()
+                        .HasMaxLength(120)
+                        .HasColumnType("TEXT");
+
+                    b.Property<bool>("Enabled")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Input")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime?>("LastRunAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<Guid?>("LastTaskId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<int?>("MaxAttempts")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(100)
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime?>("NextRunAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<int>("Priority")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("TimeZone")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
+                    b.Property<int?>("TimeoutSeconds")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<DateTime>("UpdatedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<Guid>("WorkspaceId")
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("AgentId");
+
+                    b.HasIndex("NextRunAt")
+                        .HasFilter("\"NextRunAt\" IS NOT NULL");
+
+                    b.HasIndex("WorkspaceId", "Id");
+
+                    b.HasIndex("WorkspaceId", "Name")
+                        .IsUnique();
+
+                    b.ToTable("schedules", (string)null);
                 });
 
             modelBuilder.Entity("Agentry.Tasks.TaskEvent", b =>
@@ -843,6 +921,21 @@ namespace Agentry.Data.Migrations.Sqlite
                 });
 
             modelBuilder.Entity("Agentry.Tasks.AgentTask", b =>
+                {
+                    b.HasOne("Agentry.Agents.Agent", null)
+                        .WithMany()
+                        .HasForeignKey("AgentId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+
+                    b.HasOne("Agentry.Workspaces.Workspace", null)
+                        .WithMany()
+                        .HasForeignKey("WorkspaceId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
+            modelBuilder.Entity("Agentry.Tasks.Schedule", b =>
                 {
                     b.HasOne("Agentry.Agents.Agent", null)
                         .WithMany()
