@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# Shared by the benchmark scripts (sourced): process bookkeeping, readiness probes, wrk runs and
+# their parsing. Expects log/die, PUBLISH, BENCH_DIR, THREADS, CONNECTIONS, STARTUP_TIMEOUT,
+# ADMIN_EMAIL and ADMIN_PASSWORD to be set by the caller.
+
+# --- processes we start; all of them are stopped on exit, Ctrl-C or failure -------------------
+PIDS=()
+
+stop_process() {  # pid: SIGTERM, wait up to 10 s for a graceful stop, then SIGKILL
+    local pid="$1" i
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 200; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    forget_pid "$pid"
+}
+
+forget_pid() {
+    local keep=() p
+    for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
+
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do stop_process "$p"; done
+}
+trap cleanup EXIT
+# Background jobs of a script ignore SIGINT, so Ctrl-C reaches only us (and curl/sleep in the
+# foreground); exiting runs the EXIT trap, which stops the servers and a running wrk.
+trap 'log "interrupted"; exit 130' INT
+trap 'exit 143' TERM
+
+# --- helpers ---------------------------------------------------------------------------------
+
+ensure_wrk() {
+    command -v wrk >/dev/null && return 0
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    log "wrk not found; installing it with apt-get"
+    $sudo apt-get install -y wrk >/dev/null 2>&1 \
+        || { $sudo apt-get update >/dev/null && $sudo apt-get install -y wrk >/dev/null; } \
+        || die "could not install wrk (apt-get install -y wrk)"
+}
+
+free_ports() {  # two distinct free TCP ports on 127.0.0.1 (held together so they differ)
+    python3 - <<'EOF'
+import socket
+socks = [socket.socket() for _ in range(2)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
+}
+
+# One HTTP GET with bash's /dev/tcp: no process is spawned per attempt, so polling every ~5 ms
+# measures the service, not curl's own start-up. Succeeds on a 200 status line.
+probe() {  # port path
+    local line=""
+    { exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 1
+    printf 'GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' "$2" >&3 2>/dev/null || { exec 3<&-; return 1; }
+    read -r -t 2 line <&3 || true
+    exec 3<&-
+    [[ "$line" == "HTTP/1."?" 200"* ]]
+}
+
+now_us() { local t="$EPOCHREALTIME"; echo "${t/./}"; }   # wall clock in microseconds, no fork
+
+# CPU counters in clock ticks: "machine-busy machine-total ours", where ours is the CPU time of
+# the processes we started. Sampled around idle waits, (busy - ours) / total is how much CPU
+# something else (a build, the tests) was using meanwhile.
+cpu_sample() {
+    local ours=0 p t
+    for p in "${PIDS[@]}"; do
+        t=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null) && ours=$((ours + t))
+    done
+    awk -v ours="$ours" '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t, ours; exit }' /proc/stat
+}
+other_cpu_pct() {  # sample-before sample-after -> percent of all CPUs used by other processes
+    local b0 t0 o0 b1 t1 o1 pct
+    read -r b0 t0 o0 <<<"$1"; read -r b1 t1 o1 <<<"$2"
+    pct=$(( t1 > t0 ? 100 * ((b1 - b0) - (o1 - o0)) / (t1 - t0) : 0 ))
+    echo $(( pct < 0 ? 0 : pct ))
+}
+
+rss_kb() {  # pid -> VmRSS in kB (resident memory of the whole .NET process)
+    awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
+}
+
+ensure_alive() {  # pid logfile: die with the exit status if the process has ended meanwhile
+    kill -0 "$1" 2>/dev/null && return 0
+    local rc=0
+    wait "$1" 2>/dev/null || rc=$?
+    forget_pid "$1"
+    tail -n 20 "$2" >&2 || true
+    # 143/137 with an empty log: someone else sent SIGTERM/SIGKILL (e.g. a `pkill -f Agentry`).
+    die "process $1 ended unexpectedly, exit status $rc (143 = SIGTERM, 137 = SIGKILL); log: $2"
+}
+
+# Environment of every launched process. Inherited Agentry__*/ConnectionStrings__* variables are
+# dropped so a shell set up for something else (Postgres, Redis) does not change what is measured;
+# extra VAR=value arguments (a provider's settings) come last and win.
+launch_env() {
+    local unset=() v
+    for v in $(compgen -e); do
+        case "$v" in Agentry__*|ConnectionStrings__*|ASPNETCORE_URLS|DOTNET_URLS) unset+=(-u "$v") ;; esac
+    done
+    LAUNCH_ENV=(env "${unset[@]}"
+        ASPNETCORE_ENVIRONMENT=Production DOTNET_ENVIRONMENT=Production
+        Logging__LogLevel__Default=Warning
+        Agentry__Bootstrap__AdminEmail="$ADMIN_EMAIL" Agentry__Bootstrap__AdminPassword="$ADMIN_PASSWORD"
+        # One principal drives all the load: the limiter stays in the path (its cost is measured) but
+        # with buckets large enough never to refuse.
+        Agentry__RateLimits__Api__PermitsPerPeriod=1000000 Agentry__RateLimits__Api__Period=00:00:00.1 Agentry__RateLimits__Api__Burst=1000000
+        Agentry__RateLimits__Workspace__PermitsPerPeriod=1000000 Agentry__RateLimits__Workspace__Period=00:00:00.1 Agentry__RateLimits__Workspace__Burst=1000000
+        "$@")
+}
+
+LAST_PID=""
+start_dll() {  # workdir port logfile [verb] -> LAST_PID; runs `dotnet Agentry.dll` in workdir
+    local workdir="$1" port="$2" logfile="$3"; shift 3
+    mkdir -p "$workdir"
+    # `exec` so $! is the dotnet process itself (its /proc status is the app's memory).
+    ( cd "$workdir" && exec "${LAUNCH_ENV[@]}" dotnet "$PUBLISH/Agentry.dll" "$@" --urls "http://127.0.0.1:$port" ) \
+        >"$logfile" 2>&1 </dev/null &
+    LAST_PID=$!
+    PIDS+=("$LAST_PID")
+}
+
+wait_ready() {  # pid port path logfile: poll until 200; die if the process exits or hangs
+    local pid="$1" port="$2" path="$3" logfile="$4" deadline
+    deadline=$(( $(now_us) + STARTUP_TIMEOUT * 1000000 ))
+    until probe "$port" "$path"; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            tail -n 30 "$logfile" >&2 || true
+            die "process $pid exited before answering $path (log: $logfile)"
+        fi
+        [ "$(now_us)" -lt "$deadline" ] || { tail -n 30 "$logfile" >&2; die "no 200 from $path within ${STARTUP_TIMEOUT}s"; }
+        sleep 0.005
+    done
+}
+
+# wrk output -> "rps p99_ms non2xx socket_errors". wrk prints latencies as 850.00us, 1.23ms, 1.02s, 1.50m.
+parse_wrk() {
+    awk '
+        function ms(v,   n, u) {
+            n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+            if (u == "us") return n / 1000
+            if (u == "ms") return n
+            if (u == "s")  return n * 1000
+            if (u == "m")  return n * 60000
+            if (u == "h")  return n * 3600000
+            return "nan"
+        }
+        /^Requests\/sec:/            { rps = $2 }
+        /Latency Distribution/      { dist = 1 }
+        dist && $1 == "99%"         { p99 = ms($2); dist = 0 }
+        /Non-2xx or 3xx responses:/ { bad = $NF }
+        /Socket errors:/            { gsub(/,/, ""); err = $4 + $6 + $8 + $10 }
+        END { printf "%s %s %d %d\n", (rps == "" ? "nan" : rps), (p99 == "" ? "nan" : p99), bad, err }
+    ' "$1"
+}
+
+run_wrk() {  # name url script seconds outfile
+    local name="$1" url="$2" script="$3" seconds="$4" out="$5" args=()
+    [ -n "$script" ] && args+=(-s "$BENCH_DIR/$script")
+    # wrk catches SIGINT and exits 0 with partial results, which would hide Ctrl-C from bash.
+    # In the background it ignores SIGINT instead, and `wait` returns at once when we get one.
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${seconds}s" --latency "${args[@]}" "$url" >"$out" 2>&1 </dev/null &
+    local pid=$! rc=0
+    PIDS+=("$pid")
+    wait "$pid" || rc=$?
+    forget_pid "$pid"
+    [ "$rc" -eq 0 ] || { cat "$out" >&2; die "wrk failed for $name ($url)"; }
+}
+
