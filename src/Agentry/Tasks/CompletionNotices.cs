@@ -66,7 +66,6 @@ internal sealed class CompletionNotices(AgentVersions agents, TimeProvider clock
             return 0;
         }
         db.Tasks.AddRange(notices);
-        db.TaskEvents.AddRange(notices.Select(n => new TaskEvent { TaskId = n.Id, Seq = 1, WorkspaceId = n.WorkspaceId, Type = TaskEventTypes.Queued, At = now }));
         if (options.Value.Provider == TaskOptions.RabbitMq)
         {
             db.TaskOutbox.AddRange(notices.Select(n => new TaskOutboxEntry { TaskId = n.Id, Priority = n.Priority, DueAt = n.RunAt }));

@@ -195,37 +195,38 @@ public static class TaskEndpoints
         {
             return Problem.Validation("after", "after must be 0 or more.");
         }
-        var status = await db.Tasks.AsNoTracking().Where(t => t.Id == id && t.WorkspaceId == workspace.Id).Select(t => t.Status).FirstOrDefaultAsync(ct);
-        if (status is null)
+        var task = await db.Tasks.AsNoTracking().Where(t => t.Id == id && t.WorkspaceId == workspace.Id)
+            .Select(t => new { t.Status, t.CreatedAt }).FirstOrDefaultAsync(ct);
+        if (task is null)
         {
             return NotFound(id);
         }
         var wantsStream = context.Request.GetTypedHeaders().Accept.Any(a => a.MediaType.Equals("text/event-stream", StringComparison.OrdinalIgnoreCase));
         if (!wantsStream)
         {
-            var page = await ReadEventsAsync(db, id, from, ct);
-            return TypedResults.Ok(new TaskEventPage(page, page.Count > 0 ? page[^1].Seq : from, AgentTaskStatus.IsFinal(status) && page.Count < EventPageSize));
+            var (page, full) = await ReadEventsAsync(db, id, task.CreatedAt, from, ct);
+            return TypedResults.Ok(new TaskEventPage(page, page.Count > 0 ? page[^1].Seq : from, AgentTaskStatus.IsFinal(task.Status) && !full));
         }
         context.Response.Headers[HeaderNames.CacheControl] = "no-cache";
         context.Response.Headers["X-Accel-Buffering"] = "no";
-        return TypedResults.ServerSentEvents(StreamAsync(id, from, db, signal, ct));
+        return TypedResults.ServerSentEvents(StreamAsync(id, task.CreatedAt, from, db, signal, ct));
     }
 
     private static async IAsyncEnumerable<SseItem<TaskEventResponse>> StreamAsync(
-        Guid id, long from, AppDbContext db, TaskEventSignal signal, [EnumeratorCancellation] CancellationToken ct)
+        Guid id, DateTime createdAt, long from, AppDbContext db, TaskEventSignal signal, [EnumeratorCancellation] CancellationToken ct)
     {
         var last = from;
         while (!ct.IsCancellationRequested)
         {
             // Read the status before the events: if it is final here, every event it implies is already in the log.
             var final = AgentTaskStatus.IsFinal(await db.Tasks.AsNoTracking().Where(t => t.Id == id).Select(t => t.Status).FirstAsync(ct));
-            var page = await ReadEventsAsync(db, id, last, ct);
+            var (page, full) = await ReadEventsAsync(db, id, createdAt, last, ct);
             foreach (var e in page)
             {
                 yield return new SseItem<TaskEventResponse>(e, e.Type) { EventId = e.Seq.ToString(System.Globalization.CultureInfo.InvariantCulture) };
                 last = e.Seq;
             }
-            if (page.Count == EventPageSize)
+            if (full)
             {
                 continue;
             }
@@ -237,9 +238,19 @@ public static class TaskEndpoints
         }
     }
 
-    private static async Task<List<TaskEventResponse>> ReadEventsAsync(AppDbContext db, Guid id, long after, CancellationToken ct) =>
-        (await db.TaskEvents.AsNoTracking().Where(e => e.TaskId == id && e.Seq > after).OrderBy(e => e.Seq).Take(EventPageSize).ToListAsync(ct))
-        .Select(e => e.ToResponse()).ToList();
+    /// <summary>Up to a page of events after <paramref name="after"/>, starting with the implied <c>queued</c> (sequence 1); whether more may follow.</summary>
+    private static async Task<(List<TaskEventResponse> Page, bool Full)> ReadEventsAsync(
+        AppDbContext db, Guid id, DateTime createdAt, long after, CancellationToken ct)
+    {
+        var rows = await db.TaskEvents.AsNoTracking().Where(e => e.TaskId == id && e.Seq > after).OrderBy(e => e.Seq).Take(EventPageSize).ToListAsync(ct);
+        var page = new List<TaskEventResponse>(rows.Count + 1);
+        if (after < 1)
+        {
+            page.Add(new TaskEventResponse(1, TaskEventTypes.Queued, createdAt, null));
+        }
+        page.AddRange(rows.Select(e => e.ToResponse()));
+        return (page, rows.Count == EventPageSize);
+    }
 
     private static async Task<TaskResponse> ReadAsync(AppDbContext db, Guid id, CancellationToken ct) =>
         (await db.Tasks.AsNoTracking().FirstAsync(t => t.Id == id, ct)).ToResponse();

@@ -6,7 +6,9 @@ namespace Agentry.Tasks;
 /// <summary>
 /// One thing that happened to a task. Sequence numbers are strictly increasing per task and are taken
 /// from <see cref="AgentTask.LastEventSeq"/> in the same transaction as the change they describe, so
-/// a reader that resumes after sequence N misses nothing and sees nothing twice.
+/// a reader that resumes after sequence N misses nothing and sees nothing twice. Sequence 1 is always
+/// <c>queued</c> at the task's creation and is not stored: readers add it from the task row, so creating a
+/// task stays one insert.
 /// </summary>
 public sealed class TaskEvent
 {

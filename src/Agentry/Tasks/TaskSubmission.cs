@@ -11,8 +11,9 @@ using ZiggyCreatures.Caching.Fusion;
 namespace Agentry.Tasks;
 
 /// <summary>
-/// Creates tasks: checks each against its agent, resolves idempotency keys, and writes the tasks, their
-/// first events and (with RabbitMQ) their outbox rows in one transaction. The API and the scheduler
+/// Creates tasks: checks each against its agent, resolves idempotency keys, and writes the tasks and their
+/// outbox rows (with RabbitMQ) in one transaction. The first event, <c>queued</c>, is implied by the row
+/// (see <see cref="TaskEvent"/>), so a submission is a single insert. The API and the scheduler
 /// both submit through here.
 /// </summary>
 internal sealed class TaskSubmission(
@@ -107,7 +108,6 @@ internal sealed class TaskSubmission(
             return new Outcome(results, null);
         }
         db.Tasks.AddRange(created);
-        db.TaskEvents.AddRange(created.Select(t => new TaskEvent { TaskId = t.Id, Seq = 1, WorkspaceId = workspaceId, Type = TaskEventTypes.Queued, At = now }));
         if (options.Value.Provider == TaskOptions.RabbitMq)
         {
             db.TaskOutbox.AddRange(created.Select(t => new TaskOutboxEntry { TaskId = t.Id, Priority = t.Priority, DueAt = t.RunAt }));

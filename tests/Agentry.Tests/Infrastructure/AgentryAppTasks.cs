@@ -28,7 +28,6 @@ public sealed partial class AgentryApp
             CreatedAt = now,
         };
         db.Tasks.Add(task);
-        db.TaskEvents.Add(new TaskEvent { TaskId = task.Id, Seq = 1, WorkspaceId = workspaceId, Type = TaskEventTypes.Queued, At = now });
         await db.SaveChangesAsync();
         return task.Id;
     }
