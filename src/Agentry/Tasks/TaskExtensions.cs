@@ -8,7 +8,7 @@ public static class TaskExtensions
 
     /// <summary>
     /// Tasks: submission, the queue provider, and (unless this process is an <c>api</c> node) the workers.
-    /// The sweeper runs on every node.
+    /// The sweeper runs on every node, and with RabbitMQ so does the outbox relay.
     /// </summary>
     public static IHostApplicationBuilder AddTasks(this IHostApplicationBuilder builder)
     {
@@ -28,6 +28,12 @@ public static class TaskExtensions
         {
             case TaskOptions.Database:
                 services.AddSingleton<ITaskQueue, DatabaseTaskQueue>();
+                break;
+            case TaskOptions.RabbitMq:
+                services.AddSingleton<RabbitMqConnection>();
+                services.AddSingleton<ITaskQueue, RabbitMqTaskQueue>();
+                services.AddHostedService<RabbitMqOutboxRelay>();
+                RabbitMqHealthCheck.Register(services);
                 break;
         }
 

@@ -58,7 +58,10 @@ internal sealed partial class TaskWorker(
                     await Task.Delay(_options.PollInterval, stoppingToken);
                     continue;
                 }
-                slots.Release(free - tasks.Count);
+                if (tasks.Count < free)
+                {
+                    slots.Release(free - tasks.Count);
+                }
                 foreach (var task in tasks)
                 {
                     var run = running.Add(task);

@@ -1,0 +1,166 @@
+using System.Net;
+using System.Text.Json;
+using Agentry.Data;
+using Agentry.Tasks;
+using Agentry.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Agentry.Tests.Tasks;
+
+/// <summary>
+/// Dispatch through RabbitMQ with the database as the truth: outbox → relay → quorum queue → conditional
+/// lease. Each test class has its own queue on the test broker and its own database.
+/// </summary>
+public abstract class RabbitMqDispatchContract(StorageFixture fixture, RabbitMqDispatch dispatch)
+{
+    private readonly AgentryApp _app = fixture.App;
+
+    [Fact]
+    public async Task Submitted_tasks_are_published_run_once_and_leave_the_outbox_empty()
+    {
+        var response = await dispatch.User.PostJsonAsync("/api/v1/tasks/batch", new
+        {
+            tasks = Enumerable.Range(0, 40).Select(i => new { agentId = dispatch.AgentId, input = new { i }, priority = i % 10 }).ToList(),
+        });
+        var ids = (await response.ReadAsync<BatchResponse>(HttpStatusCode.Accepted)).Items.Select(i => i.Task.Id).ToList();
+
+        foreach (var id in ids)
+        {
+            var task = await dispatch.WaitForAsync(id, AgentTaskStatus.Succeeded);
+            Assert.Equal(1, task.Attempts);
+            Assert.Equal("""{"ok":true}""", task.Result?.GetRawText());
+        }
+        Assert.All(ids, id => Assert.Equal(1, dispatch.Handler.RunsOf(id)));
+        Assert.True(await HttpAssertions.EventuallyAsync(async () => await RabbitMqDispatch.OutboxCountAsync(_app) == 0, TimeSpan.FromSeconds(30)));
+    }
+
+    [Fact]
+    public async Task A_failed_attempt_is_retried_through_the_outbox()
+    {
+        // The broker-loss sweeper waits an hour here, so only a new outbox row can bring the second attempt.
+        var id = await dispatch.SubmitAsync(new { failTimes = 1 });
+
+        var task = await dispatch.WaitForAsync(id, AgentTaskStatus.Succeeded);
+
+        Assert.Equal(2, task.Attempts);
+        Assert.Equal(2, dispatch.Handler.RunsOf(id));
+        var events = await (await dispatch.User.GetAsync($"/api/v1/tasks/{id}/events")).ReadAsync<TaskEventPage>();
+        Assert.Equal(["queued", "started", "failed", "retrying", "started", "succeeded"], events.Items.Select(e => e.Type));
+        Assert.True(await HttpAssertions.EventuallyAsync(async () => await RabbitMqDispatch.OutboxCountAsync(_app) == 0, TimeSpan.FromSeconds(30)));
+    }
+
+    [Fact]
+    public async Task The_relay_publishes_a_task_only_after_its_transaction_commits()
+    {
+        await using var scope = _app.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+        var submitted = await dispatch.GetAsync(await dispatch.SubmitAsync());
+        await dispatch.WaitForAsync(submitted.Id, AgentTaskStatus.Succeeded);
+        var now = DateTime.UtcNow;
+        var task = new AgentTask
+        {
+            Id = Guid.CreateVersion7(), WorkspaceId = await WorkspaceOfAsync(submitted.Id), AgentId = dispatch.AgentId, AgentVersion = 1, Kind = "webhook",
+            Status = AgentTaskStatus.Queued, Priority = 5, RunAt = now, MaxAttempts = 3, TimeoutSeconds = 60, Input = "{}", LastEventSeq = 1, CreatedAt = now,
+        };
+
+        await using (var transaction = await db.Database.BeginTransactionAsync())
+        {
+            db.Tasks.Add(task);
+            db.TaskEvents.Add(new TaskEvent { TaskId = task.Id, Seq = 1, WorkspaceId = task.WorkspaceId, Type = TaskEventTypes.Queued, At = now });
+            db.TaskOutbox.Add(new TaskOutboxEntry { TaskId = task.Id, Priority = task.Priority, DueAt = task.RunAt });
+            await db.SaveChangesAsync();
+            // Many relay polls (100 ms apart) pass while the rows are written but not committed.
+            await Task.Delay(TimeSpan.FromSeconds(1.5));
+            Assert.Equal(0, dispatch.Handler.RunsOf(task.Id));
+            await transaction.CommitAsync();
+        }
+
+        await dispatch.WaitForAsync(task.Id, AgentTaskStatus.Succeeded);
+        Assert.Equal(1, dispatch.Handler.RunsOf(task.Id));
+    }
+
+    [Fact]
+    public async Task Duplicate_messages_run_a_task_once()
+    {
+        var (connection, channel) = await RabbitMqDispatch.OpenAsync(TestServers.RabbitMq);
+        await using (connection)
+        await using (channel)
+        {
+            var ids = new List<Guid>();
+            for (var i = 0; i < 10; i++)
+            {
+                var id = await dispatch.SubmitAsync();
+                ids.Add(id);
+                await dispatch.PublishAsync(channel, id);
+                await dispatch.PublishAsync(channel, id);
+            }
+            foreach (var id in ids)
+            {
+                await dispatch.WaitForAsync(id, AgentTaskStatus.Succeeded);
+            }
+            // And again once they are finished.
+            foreach (var id in ids)
+            {
+                await dispatch.PublishAsync(channel, id);
+            }
+            Assert.True(await HttpAssertions.EventuallyAsync(async () => (await channel.QueueDeclarePassiveAsync(dispatch.Queue)).MessageCount == 0, TimeSpan.FromSeconds(30)));
+            await Task.Delay(300);
+
+            Assert.All(ids, id => Assert.Equal(1, dispatch.Handler.RunsOf(id)));
+            foreach (var id in ids)
+            {
+                Assert.Equal(1, (await dispatch.GetAsync(id)).Attempts);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task Readiness_reports_the_broker()
+    {
+        var response = await _app.Client().GetAsync("/health/ready");
+        var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("healthy", body.GetProperty("checks").GetProperty("rabbitmq").GetProperty("status").GetString());
+    }
+
+    private async Task<Guid> WorkspaceOfAsync(Guid taskId)
+    {
+        await using var scope = _app.Services.CreateAsyncScope();
+        return (await scope.ServiceProvider.GetRequiredService<AppDbContext>().Tasks.FindAsync(taskId))!.WorkspaceId;
+    }
+}
+
+public sealed class PostgresRabbitMqDispatchTests(RabbitMqPostgresFixture fixture)
+    : RabbitMqDispatchContract(fixture, fixture.Dispatch), IClassFixture<RabbitMqPostgresFixture>;
+
+public sealed class SqliteRabbitMqDispatchTests(RabbitMqSqliteFixture fixture)
+    : RabbitMqDispatchContract(fixture, fixture.Dispatch), IClassFixture<RabbitMqSqliteFixture>;
+
+public sealed class RabbitMqBrokerLossTests(RabbitMqBrokerLossFixture fixture) : IClassFixture<RabbitMqBrokerLossFixture>
+{
+    private readonly RabbitMqDispatch _dispatch = fixture.Dispatch;
+
+    [Fact]
+    public async Task A_message_the_broker_lost_is_republished_and_its_task_still_runs()
+    {
+        // The only worker slot is busy, so the next task's message waits in the broker…
+        var held = await _dispatch.SubmitAsync(new { hold = true });
+        await _dispatch.WaitForAsync(held, AgentTaskStatus.Running);
+        var lost = await _dispatch.SubmitAsync();
+        Assert.True(await HttpAssertions.EventuallyAsync(async () => await RabbitMqDispatch.OutboxCountAsync(fixture.App) == 0, TimeSpan.FromSeconds(30)));
+
+        // …where it is lost.
+        var (connection, channel) = await RabbitMqDispatch.OpenAsync(TestServers.RabbitMq);
+        await using (connection)
+        await using (channel)
+        {
+            Assert.True(await channel.QueuePurgeAsync(_dispatch.Queue) >= 1);
+        }
+        _dispatch.Handler.ReleaseHeld();
+
+        await _dispatch.WaitForAsync(held, AgentTaskStatus.Succeeded);
+        await _dispatch.WaitForAsync(lost, AgentTaskStatus.Succeeded);
+        Assert.Equal(1, _dispatch.Handler.RunsOf(lost));
+    }
+}
