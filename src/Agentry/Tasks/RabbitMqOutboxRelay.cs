@@ -27,6 +27,8 @@ internal sealed class RabbitMqOutboxRelay(
     public const string PriorityHeader = "priority";
     public const string TaskIdHeader = "task-id";
     internal const int BatchSize = 500;
+    /// <summary>While the broker stays away, one warning per this many failed tries (one a second), not one for each.</summary>
+    internal const int LogEveryFailures = 60;
     private static readonly TimeSpan ConfirmTimeout = TimeSpan.FromSeconds(30);
 
     private readonly TaskSql _sql = new(storage.Value.Provider == StorageOptions.Postgres);
@@ -37,6 +39,7 @@ internal sealed class RabbitMqOutboxRelay(
     {
         var republishEvery = TimeSpan.FromTicks(Math.Clamp(_options.RepublishAfter.Ticks / 4, TimeSpan.FromMilliseconds(250).Ticks, TimeSpan.FromMinutes(1).Ticks));
         var lastRepublish = clock.GetUtcNow();
+        var failures = 0;
         try
         {
             while (!stoppingToken.IsCancellationRequested)
@@ -50,10 +53,14 @@ internal sealed class RabbitMqOutboxRelay(
                 try
                 {
                     published = await RelayAsync(stoppingToken);
+                    failures = 0;
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
                 {
-                    TaskLog.RelayFailed(logger, ex);
+                    if (failures++ % LogEveryFailures == 0)
+                    {
+                        TaskLog.RelayFailed(logger, failures, ex);
+                    }
                     await CloseChannelAsync();
                     await Task.Delay(RabbitMqConnection.ReconnectDelay, stoppingToken);
                     continue;
@@ -140,26 +147,33 @@ internal sealed class RabbitMqOutboxRelay(
     {
         try
         {
-            var count = await RepublishLostAsync(ct);
+            var waiting = (await (await ChannelAsync(ct)).QueueDeclarePassiveAsync(_options.RabbitMqQueue, ct)).MessageCount;
+            // With messages waiting, an old queued task is most likely among them: only a much older one counts as lost.
+            var count = await RepublishLostAsync(waiting == 0 ? _options.RepublishAfter : _options.RepublishAfter * BacklogFactor, ct);
             if (count > 0)
             {
-                TaskLog.Republishing(logger, count);
+                TaskLog.Republishing(logger, count, waiting);
             }
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
         {
-            TaskLog.RepublishFailed(logger, ex);
+            // Without the broker nothing could be published anyway; the relay loop reports it.
+            await CloseChannelAsync();
+            _ = ex;
         }
     }
 
+    /// <summary>How much longer a task must wait unclaimed to count as lost while the broker holds a backlog.</summary>
+    internal const int BacklogFactor = 10;
+
     /// <summary>
-    /// The broker-loss sweeper: a task that has been due and unclaimed for <see cref="TaskOptions.RepublishAfter"/>
-    /// with no outbox row waiting has no message the broker will deliver soon (it lost its queue, dropped the
-    /// message to the dead letters, or a consumer dropped it early), so it gets a new outbox row. A long backlog
-    /// gets some duplicates this way, at most a bounded batch per round; consumers ack and drop them.
-    /// Queued tasks are found through the claim index (status first), the outbox is small.
+    /// The broker-loss sweeper: a task that has been due and unclaimed for <paramref name="staleAfter"/> with no outbox
+    /// row waiting has no message the broker will deliver soon (the broker lost its queue, dropped the message to the
+    /// dead letters, or a consumer dropped it early), so it gets a new outbox row. A task that only waits in a long
+    /// backlog gets a duplicate this way, at most a bounded batch per round; consumers ack and drop duplicates.
+    /// Queued tasks are found through the claim index (status first); the outbox is small.
     /// </summary>
-    internal async Task<int> RepublishLostAsync(CancellationToken ct)
+    internal async Task<int> RepublishLostAsync(TimeSpan staleAfter, CancellationToken ct)
     {
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
@@ -171,7 +185,7 @@ internal sealed class RabbitMqOutboxRelay(
             WHERE t."Status" = 'queued' AND t."RunAt" <= @stale
               AND NOT EXISTS (SELECT 1 FROM task_outbox o WHERE o."TaskId" = t."Id")
             LIMIT {BatchSize}
-            """, new Dictionary<string, object?> { ["@now"] = now, ["@stale"] = now - _options.RepublishAfter });
+            """, new Dictionary<string, object?> { ["@now"] = now, ["@stale"] = now - staleAfter });
         return await command.ExecuteNonQueryAsync(ct);
     }
 

@@ -3,6 +3,7 @@ using System.Text;
 using Microsoft.Extensions.Options;
 using RabbitMQ.Client;
 using RabbitMQ.Client.Events;
+using RabbitMQ.Client.Exceptions;
 
 namespace Agentry.Tasks;
 
@@ -27,6 +28,13 @@ internal sealed class RabbitMqTaskQueue(
     private readonly ConcurrentDictionary<Guid, Delivery> _held = new();
     private readonly CancellationTokenSource _stopping = new();
     private long _sequence;
+
+    /// <summary>
+    /// Twice the worker's concurrency. A quorum queue grants new credit only once an ack is committed to its log (a
+    /// disk write), so with a window of exactly the concurrency every slot would sit idle for that write after each
+    /// task; the second half keeps the next deliveries at hand (and gives the priority buffer something to choose from).
+    /// </summary>
+    private ushort Prefetch => (ushort)Math.Min(_options.Concurrency * 2, ushort.MaxValue);
     private Task? _consuming;
 
     public async Task<IReadOnlyList<LeasedTask>> TakeAsync(int max, CancellationToken cancellationToken)
@@ -34,36 +42,40 @@ internal sealed class RabbitMqTaskQueue(
         StartConsuming();
         while (true)
         {
-            var taken = new List<LeasedTask>();
-            while (taken.Count < max && Next() is { } delivery)
+            var deliveries = Next(max);
+            if (deliveries.Count > 0)
             {
-                LeasedTask? task;
+                List<LeasedTask> leased;
                 try
                 {
-                    task = await store.LeaseByIdAsync(delivery.TaskId, cancellationToken);
-                }
-                catch (Exception) when (taken.Count > 0)
-                {
-                    Return(delivery);
-                    return taken;
+                    leased = await store.LeaseByIdsAsync(deliveries.Select(d => d.TaskId).Distinct().ToList(), cancellationToken);
                 }
                 catch (Exception)
                 {
-                    Return(delivery);
+                    Return(deliveries);
                     throw;
                 }
-                if (task is null)
+                var byTask = leased.ToDictionary(t => t.Id);
+                var taken = new List<LeasedTask>(leased.Count);
+                foreach (var delivery in deliveries)
                 {
-                    // Already running, finished, cancelled or not yet due: whatever made it due again wrote a new outbox row.
-                    await AckAsync(delivery);
-                    continue;
+                    if (byTask.Remove(delivery.TaskId, out var task))
+                    {
+                        _held[task.LeaseId] = delivery;
+                        taken.Add(task);
+                    }
+                    else
+                    {
+                        // Already running, finished, cancelled, not yet due, or a duplicate in this very take: whatever
+                        // makes the task due again writes a new outbox row, so this message can go.
+                        await AckAsync(delivery);
+                    }
                 }
-                _held[task.LeaseId] = delivery;
-                taken.Add(task);
-            }
-            if (taken.Count > 0)
-            {
-                return taken;
+                if (taken.Count > 0)
+                {
+                    return taken;
+                }
+                continue;
             }
             await _arrived.WaitAsync(_options.PollInterval, cancellationToken);
         }
@@ -92,6 +104,7 @@ internal sealed class RabbitMqTaskQueue(
     /// <summary>Consumes on a fresh channel for as long as it stays open, and again after it closes.</summary>
     private async Task ConsumeAsync(CancellationToken ct)
     {
+        var failures = 0;
         while (!ct.IsCancellationRequested)
         {
             IChannel? channel = null;
@@ -100,12 +113,13 @@ internal sealed class RabbitMqTaskQueue(
                 var open = await connection.GetAsync(ct);
                 channel = await open.CreateChannelAsync(cancellationToken: ct);
                 await connection.DeclareTopologyAsync(channel, ct);
-                await channel.BasicQosAsync(0, (ushort)Math.Min(_options.Concurrency, ushort.MaxValue), global: false, ct);
+                await channel.BasicQosAsync(0, Prefetch, global: false, ct);
                 var consumer = new AsyncEventingBasicConsumer(channel);
                 var consuming = channel;
                 consumer.ReceivedAsync += (_, e) => ReceivedAsync(consuming, e);
                 await channel.BasicConsumeAsync(_options.RabbitMqQueue, autoAck: false, consumer, ct);
                 TaskLog.Consuming(logger, _options.RabbitMqQueue);
+                failures = 0;
                 while (channel.IsOpen)
                 {
                     await Task.Delay(250, ct);
@@ -116,9 +130,13 @@ internal sealed class RabbitMqTaskQueue(
             {
                 break;
             }
-            catch (Exception ex)
+            catch (Exception ex) when (failures++ % RabbitMqOutboxRelay.LogEveryFailures == 0)
             {
-                TaskLog.ConsumeFailed(logger, ex);
+                TaskLog.ConsumeFailed(logger, failures, ex);
+            }
+            catch (Exception)
+            {
+                // Reported above, once a minute while the broker stays away.
             }
             finally
             {
@@ -154,27 +172,31 @@ internal sealed class RabbitMqTaskQueue(
         _arrived.Release();
     }
 
-    /// <summary>The best buffered delivery whose channel is still open (a closed channel's messages are back on the queue).</summary>
-    private Delivery? Next()
+    /// <summary>Up to <paramref name="max"/> of the best buffered deliveries whose channel is still open (a closed channel's messages are back on the queue).</summary>
+    private List<Delivery> Next(int max)
     {
+        var next = new List<Delivery>();
         lock (_lock)
         {
-            while (_buffer.TryDequeue(out var delivery, out _))
+            while (next.Count < max && _buffer.TryDequeue(out var delivery, out _))
             {
                 if (delivery.Channel.IsOpen)
                 {
-                    return delivery;
+                    next.Add(delivery);
                 }
             }
-            return null;
         }
+        return next;
     }
 
-    private void Return(Delivery delivery)
+    private void Return(IEnumerable<Delivery> deliveries)
     {
         lock (_lock)
         {
-            _buffer.Enqueue(delivery, (-delivery.Priority, _sequence++));
+            foreach (var delivery in deliveries)
+            {
+                _buffer.Enqueue(delivery, (-delivery.Priority, _sequence++));
+            }
         }
     }
 
@@ -189,6 +211,10 @@ internal sealed class RabbitMqTaskQueue(
         try
         {
             await delivery.Channel.BasicAckAsync(delivery.Tag, multiple: false);
+        }
+        catch (AlreadyClosedException)
+        {
+            // Closed since the check: the same as above.
         }
         catch (Exception ex)
         {

@@ -32,8 +32,8 @@ internal static partial class TaskLog
     [LoggerMessage(10, LogLevel.Warning, "The RabbitMQ consumer channel closed ({Reason}); reconnecting")]
     public static partial void ConsumerLost(ILogger logger, string reason);
 
-    [LoggerMessage(11, LogLevel.Warning, "Consuming tasks from RabbitMQ failed; reconnecting")]
-    public static partial void ConsumeFailed(ILogger logger, Exception exception);
+    [LoggerMessage(11, LogLevel.Warning, "Consuming tasks from RabbitMQ failed ({Failures} tries so far); reconnecting")]
+    public static partial void ConsumeFailed(ILogger logger, int failures, Exception exception);
 
     [LoggerMessage(12, LogLevel.Warning, "Dropped a RabbitMQ message {MessageId} that names no task")]
     public static partial void MalformedMessage(ILogger logger, string? messageId);
@@ -41,12 +41,9 @@ internal static partial class TaskLog
     [LoggerMessage(13, LogLevel.Warning, "Acking the RabbitMQ message of task {TaskId} failed; the broker will redeliver it and the redelivery is dropped")]
     public static partial void AckFailed(ILogger logger, Guid taskId, Exception exception);
 
-    [LoggerMessage(14, LogLevel.Warning, "Relaying the task outbox to RabbitMQ failed; trying again")]
-    public static partial void RelayFailed(ILogger logger, Exception exception);
+    [LoggerMessage(14, LogLevel.Warning, "Relaying the task outbox to RabbitMQ failed ({Failures} tries so far); trying again")]
+    public static partial void RelayFailed(ILogger logger, int failures, Exception exception);
 
-    [LoggerMessage(15, LogLevel.Warning, "{Count} due tasks had no message waiting for them; publishing them again")]
-    public static partial void Republishing(ILogger logger, int count);
-
-    [LoggerMessage(16, LogLevel.Warning, "Looking for tasks the broker lost failed")]
-    public static partial void RepublishFailed(ILogger logger, Exception exception);
+    [LoggerMessage(15, LogLevel.Warning, "{Count} due tasks waited too long without being claimed ({Waiting} messages in the queue); publishing them again")]
+    public static partial void Republishing(ILogger logger, int count, uint waiting);
 }

@@ -20,12 +20,14 @@ public sealed class RabbitMqOutageTests
     [Fact]
     public async Task Restarting_the_broker_three_times_and_PostgreSQL_twice_during_5000_tasks_loses_nothing()
     {
-        await using var postgres = await PostgresCluster.StartAsync();
         await using var broker = new RabbitMqNode();
-        await broker.StartAsync();
+        var brokerStarted = broker.StartAsync();
+        await using var postgres = await PostgresCluster.StartAsync();
+        await brokerStarted;
         var handler = new RecordingTaskHandler();
-        var settings = Settings.Postgres(postgres.ConnectionString).With(RabbitMqDispatch.Settings(broker.Uri, "agentry.tasks", 16, TimeSpan.FromSeconds(15)));
+        var settings = Settings.Postgres(postgres.ConnectionString).With(RabbitMqDispatch.Settings(broker.Uri, "agentry.tasks", 32, TimeSpan.FromSeconds(15)));
         settings["Agentry:Queue:Lease"] = "00:00:10";
+        settings["Agentry:Storage:MaxPoolSize"] = "40";
         await using var app = new AgentryApp(settings, handler.Register);
         var user = await app.UserClientAsync(await app.CreateWorkspaceAsync(), Roles.Admin);
         var agentId = await RabbitMqDispatch.CreateAgentAsync(user);
@@ -60,7 +62,7 @@ public sealed class RabbitMqOutageTests
             tasks = Enumerable.Range(0, BatchSize).Select(i => new
             {
                 agentId,
-                input = new { batch, i, delayMs = 5 },
+                input = new { batch, i },
                 priority = i % 10,
                 maxAttempts = 50,
                 idempotencyKey = $"outage-{batch}-{i}",
