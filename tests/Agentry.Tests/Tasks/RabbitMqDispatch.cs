@@ -131,8 +131,8 @@ public class RabbitMqPostgresFixture : PostgresFixture
     }
 }
 
-/// <summary>One worker slot (so a held task keeps the next one waiting in the broker) and a quick broker-loss sweeper.</summary>
-public sealed class RabbitMqBrokerLossFixture : RabbitMqPostgresFixture
+/// <summary>One worker slot (so a held task keeps the next ones waiting in the broker) and a quick broker-loss sweeper.</summary>
+public sealed class RabbitMqOneSlotFixture : RabbitMqPostgresFixture
 {
     protected override int Concurrency => 1;
 

@@ -137,7 +137,8 @@ public sealed class PostgresRabbitMqDispatchTests(RabbitMqPostgresFixture fixtur
 public sealed class SqliteRabbitMqDispatchTests(RabbitMqSqliteFixture fixture)
     : RabbitMqDispatchContract(fixture, fixture.Dispatch), IClassFixture<RabbitMqSqliteFixture>;
 
-public sealed class RabbitMqBrokerLossTests(RabbitMqBrokerLossFixture fixture) : IClassFixture<RabbitMqBrokerLossFixture>
+/// <summary>With one worker slot, so a held task keeps the next messages waiting in the broker.</summary>
+public sealed class RabbitMqOneSlotTests(RabbitMqOneSlotFixture fixture) : IClassFixture<RabbitMqOneSlotFixture>
 {
     private readonly RabbitMqDispatch _dispatch = fixture.Dispatch;
 
@@ -169,5 +170,28 @@ public sealed class RabbitMqBrokerLossTests(RabbitMqBrokerLossFixture fixture) :
             await _dispatch.WaitForAsync(id, AgentTaskStatus.Succeeded);
             Assert.Equal(1, _dispatch.Handler.RunsOf(id));
         }
+    }
+
+    [Fact]
+    public async Task A_batch_that_waits_in_the_broker_runs_highest_priority_first()
+    {
+        var held = await _dispatch.SubmitAsync(new { hold = true });
+        await _dispatch.WaitForAsync(held, AgentTaskStatus.Running);
+        int[] priorities = [3, 9, 0, 5, 7, 1, 8, 2, 6, 4];
+        var response = await _dispatch.User.PostJsonAsync("/api/v1/tasks/batch", new
+        {
+            tasks = priorities.Select(p => new { agentId = _dispatch.AgentId, input = new { }, priority = p }).ToList(),
+        });
+        var ids = (await response.ReadAsync<BatchResponse>(HttpStatusCode.Accepted)).Items.Select(i => i.Task.Id).ToList();
+        Assert.True(await HttpAssertions.EventuallyAsync(async () => await RabbitMqDispatch.OutboxCountAsync(fixture.App) == 0, TimeSpan.FromSeconds(30)));
+
+        _dispatch.Handler.ReleaseHeld();
+
+        var tasks = new List<TaskResponse>();
+        foreach (var id in ids)
+        {
+            tasks.Add(await _dispatch.WaitForAsync(id, AgentTaskStatus.Succeeded));
+        }
+        Assert.Equal([9, 8, 7, 6, 5, 4, 3, 2, 1, 0], tasks.OrderBy(t => t.StartedAt).Select(t => t.Priority));
     }
 }
