@@ -25,9 +25,11 @@ internal sealed class RabbitMqTaskQueue(
     private readonly PriorityQueue<Delivery, (int Priority, long Sequence)> _buffer = new();
     private readonly SemaphoreSlim _arrived = new(0);
     private readonly SemaphoreSlim _acks = new(1, 1);
-    private readonly ConcurrentDictionary<Guid, Delivery> _held = new();
+    // By task and lease: the tasks of one take share a lease id.
+    private readonly ConcurrentDictionary<(Guid TaskId, Guid LeaseId), Delivery> _held = new();
     private readonly CancellationTokenSource _stopping = new();
     private long _sequence;
+    private Task? _consuming;
 
     /// <summary>
     /// Twice the worker's concurrency. A quorum queue grants new credit only once an ack is committed to its log (a
@@ -35,7 +37,6 @@ internal sealed class RabbitMqTaskQueue(
     /// task; the second half keeps the next deliveries at hand (and gives the priority buffer something to choose from).
     /// </summary>
     private ushort Prefetch => (ushort)Math.Min(_options.Concurrency * 2, ushort.MaxValue);
-    private Task? _consuming;
 
     public async Task<IReadOnlyList<LeasedTask>> TakeAsync(int max, CancellationToken cancellationToken)
     {
@@ -61,7 +62,7 @@ internal sealed class RabbitMqTaskQueue(
                 {
                     if (byTask.Remove(delivery.TaskId, out var task))
                     {
-                        _held[task.LeaseId] = delivery;
+                        _held[(task.Id, task.LeaseId)] = delivery;
                         taken.Add(task);
                     }
                     else
@@ -83,7 +84,7 @@ internal sealed class RabbitMqTaskQueue(
 
     public async ValueTask SettleAsync(LeasedTask task)
     {
-        if (_held.TryRemove(task.LeaseId, out var delivery))
+        if (_held.TryRemove((task.Id, task.LeaseId), out var delivery))
         {
             await AckAsync(delivery);
         }

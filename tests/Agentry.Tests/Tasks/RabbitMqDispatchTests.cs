@@ -20,7 +20,7 @@ public abstract class RabbitMqDispatchContract(StorageFixture fixture, RabbitMqD
     {
         var response = await dispatch.User.PostJsonAsync("/api/v1/tasks/batch", new
         {
-            tasks = Enumerable.Range(0, 40).Select(i => new { agentId = dispatch.AgentId, input = new { i }, priority = i % 10 }).ToList(),
+            tasks = Enumerable.Range(0, 100).Select(i => new { agentId = dispatch.AgentId, input = new { i }, priority = i % 10 }).ToList(),
         });
         var ids = (await response.ReadAsync<BatchResponse>(HttpStatusCode.Accepted)).Items.Select(i => i.Task.Id).ToList();
 
