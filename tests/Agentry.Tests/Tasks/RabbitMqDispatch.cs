@@ -160,3 +160,11 @@ public sealed class RabbitMqSqliteFixture : SqliteFixture
         await Dispatch.DeleteQueuesAsync();
     }
 }
+
+/// <summary>An API-only node (no workers) with two slots' worth of prefetch, so a test can take from its queue itself.</summary>
+public sealed class RabbitMqApiNodeFixture : RabbitMqPostgresFixture
+{
+    protected override int Concurrency => 2;
+
+    protected override IReadOnlyDictionary<string, string?>? Extra => new Dictionary<string, string?>(base.Extra!) { ["Agentry:Role"] = "api" };
+}

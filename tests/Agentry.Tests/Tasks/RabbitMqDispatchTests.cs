@@ -195,3 +195,51 @@ public sealed class RabbitMqOneSlotTests(RabbitMqOneSlotFixture fixture) : IClas
         Assert.Equal([9, 8, 7, 6, 5, 4, 3, 2, 1, 0], tasks.OrderBy(t => t.StartedAt).Select(t => t.Priority));
     }
 }
+
+/// <summary>The consumer seen from the worker's side, on a node whose own workers are off.</summary>
+public sealed class RabbitMqConsumerTests(RabbitMqApiNodeFixture fixture) : IClassFixture<RabbitMqApiNodeFixture>
+{
+    private readonly RabbitMqDispatch _dispatch = fixture.Dispatch;
+
+    [Fact]
+    public async Task A_node_without_workers_leaves_messages_in_the_broker_and_settling_acks_every_delivery_of_a_take()
+    {
+        var queue = fixture.App.Services.GetRequiredService<ITaskQueue>();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var (connection, channel) = await RabbitMqDispatch.OpenAsync(TestServers.RabbitMq);
+        await using (connection)
+        await using (channel)
+        {
+            for (var round = 0; round < 3; round++)
+            {
+                var ids = new HashSet<Guid>();
+                for (var i = 0; i < 4; i++)
+                {
+                    ids.Add(await _dispatch.SubmitAsync());
+                }
+                Assert.True(await HttpAssertions.EventuallyAsync(async () => await RabbitMqDispatch.OutboxCountAsync(fixture.App) == 0, TimeSpan.FromSeconds(30)));
+                if (round == 0)
+                {
+                    // Nothing consumes until a worker takes.
+                    var waiting = await channel.QueueDeclarePassiveAsync(_dispatch.Queue);
+                    Assert.Equal((4u, 0u), (waiting.MessageCount, waiting.ConsumerCount));
+                }
+
+                // One, then (once the rest sit in the prefetch window) the other three in a single take.
+                var taken = (await queue.TakeAsync(1, timeout.Token)).ToList();
+                Assert.True(await HttpAssertions.EventuallyAsync(async () => (await channel.QueueDeclarePassiveAsync(_dispatch.Queue)).MessageCount == 0, TimeSpan.FromSeconds(30)));
+                while (taken.Count < 4)
+                {
+                    taken.AddRange(await queue.TakeAsync(10, timeout.Token));
+                }
+                Assert.Equal(ids, taken.Select(t => t.Id).ToHashSet());
+
+                // The prefetch window is exactly four: a delivery left unacked here would stall the next round.
+                foreach (var task in taken)
+                {
+                    await queue.SettleAsync(task);
+                }
+            }
+        }
+    }
+}
