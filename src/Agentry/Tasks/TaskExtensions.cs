@@ -8,7 +8,7 @@ public static class TaskExtensions
 
     /// <summary>
     /// Tasks: submission, the queue provider, and (unless this process is an <c>api</c> node) the workers and
-    /// the schedule runner. The sweeper runs on every node.
+    /// the schedule runner. The sweeper runs on every node, and with RabbitMQ so does the outbox relay.
     /// </summary>
     public static IHostApplicationBuilder AddTasks(this IHostApplicationBuilder builder)
     {
@@ -35,6 +35,12 @@ public static class TaskExtensions
         {
             case TaskOptions.Database:
                 services.AddSingleton<ITaskQueue, DatabaseTaskQueue>();
+                break;
+            case TaskOptions.RabbitMq:
+                services.AddSingleton<RabbitMqConnection>();
+                services.AddSingleton<ITaskQueue, RabbitMqTaskQueue>();
+                services.AddHostedService<RabbitMqOutboxRelay>();
+                RabbitMqHealthCheck.Register(services);
                 break;
         }
 

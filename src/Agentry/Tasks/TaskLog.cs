@@ -34,4 +34,25 @@ internal static partial class TaskLog
 
     [LoggerMessage(11, LogLevel.Warning, "Schedule {ScheduleId}: the task for slot {Slot:o} was refused: {Reason}")]
     public static partial void ScheduleRefused(ILogger logger, Guid scheduleId, DateTime slot, string reason);
+
+    [LoggerMessage(12, LogLevel.Information, "Consuming tasks from RabbitMQ queue {Queue}")]
+    public static partial void Consuming(ILogger logger, string queue);
+
+    [LoggerMessage(13, LogLevel.Warning, "The RabbitMQ consumer channel closed ({Reason}); reconnecting")]
+    public static partial void ConsumerLost(ILogger logger, string reason);
+
+    [LoggerMessage(14, LogLevel.Warning, "Consuming tasks from RabbitMQ failed ({Failures} tries so far); reconnecting")]
+    public static partial void ConsumeFailed(ILogger logger, int failures, Exception exception);
+
+    [LoggerMessage(15, LogLevel.Warning, "Dropped a RabbitMQ message {MessageId} that names no task")]
+    public static partial void MalformedMessage(ILogger logger, string? messageId);
+
+    [LoggerMessage(16, LogLevel.Warning, "Acking the RabbitMQ message of task {TaskId} failed; the broker will redeliver it and the redelivery is dropped")]
+    public static partial void AckFailed(ILogger logger, Guid taskId, Exception exception);
+
+    [LoggerMessage(17, LogLevel.Warning, "Relaying the task outbox to RabbitMQ failed ({Failures} tries so far); trying again")]
+    public static partial void RelayFailed(ILogger logger, int failures, Exception exception);
+
+    [LoggerMessage(18, LogLevel.Warning, "{Count} due tasks waited too long without being claimed ({Waiting} messages in the queue); publishing them again")]
+    public static partial void Republishing(ILogger logger, int count, uint waiting);
 }

@@ -48,6 +48,21 @@ public sealed class TaskOptions
 
     /// <summary>RabbitMQ connection URI (<c>amqp://user:pass@host:5672/vhost</c>), with <see cref="Provider"/> <c>rabbitmq</c>.</summary>
     public string? RabbitMqUri { get; set; }
+
+    /// <summary>
+    /// The quorum queue tasks are dispatched through; its exchange has the same name, its dead letters go to
+    /// <c>{name}.dlx</c> and <c>{name}.dead</c>. Deployments sharing one virtual host need different names.
+    /// </summary>
+    [RegularExpression("^[A-Za-z0-9._-]{1,200}$", ErrorMessage = "Agentry:Queue:RabbitMqQueue must be 1-200 letters, digits, '.', '_' or '-'.")]
+    public string RabbitMqQueue { get; set; } = "agentry.tasks";
+
+    /// <summary>
+    /// With RabbitMQ: a task that has been due and unclaimed this long, with nothing waiting on the outbox, is
+    /// published again (the broker lost its message, or dead-lettered it). Duplicates are harmless; this bounds how
+    /// long a lost message can delay a task.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00", ErrorMessage = "Agentry:Queue:RepublishAfter must be between 00:00:01 and 1.00:00:00.")]
+    public TimeSpan RepublishAfter { get; set; } = TimeSpan.FromMinutes(2);
 }
 
 internal sealed class TaskOptionsValidator : IValidateOptions<TaskOptions>

@@ -55,6 +55,12 @@ internal sealed class TaskStore(
             "Id" = @id AND "Status" = 'queued' AND "RunAt" <= @at
             """, new() { ["@id"] = id }, ct)).FirstOrDefault();
 
+    /// <summary>Leases those of the named tasks (from a broker's deliveries) that are still queued and due, in one statement.</summary>
+    public Task<List<LeasedTask>> LeaseByIdsAsync(IReadOnlyCollection<Guid> ids, CancellationToken ct) =>
+        LeaseAsync($"""
+            {_sql.InIds("\"Id\"", "@ids")} AND "Status" = 'queued' AND "RunAt" <= @at
+            """, new() { ["@ids"] = _sql.Ids(ids) }, ct);
+
     private Task<List<LeasedTask>> LeaseAsync(string where, Dictionary<string, object?> parameters, CancellationToken ct)
     {
         var now = clock.UtcNow();
