@@ -16,6 +16,9 @@ public sealed class AgentryProcess : IAsyncDisposable
 
     public int Id => _process.Id;
 
+    /// <summary>Where it listens, when the starter recorded it.</summary>
+    public Uri? BaseAddress { get; set; }
+
     public bool HasExited => _process.HasExited;
 
     public static AgentryProcess Start(string workingDirectory, IReadOnlyDictionary<string, string> environment, params string[] args)

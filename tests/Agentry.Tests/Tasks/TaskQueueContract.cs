@@ -347,34 +347,6 @@ public abstract class TaskQueueContract(ITaskQueueFixture fixture)
     }
 
     [Fact]
-    public async Task Metrics_show_attempts_outcomes_latencies_queue_depth_and_dead_letters()
-    {
-        var (client, agent) = await WorkspaceAsync();
-        await FinalAsync(client, await SubmitAsync(client, agent, new { mode = "ok" }));
-        await FinalAsync(client, await SubmitAsync(client, agent, new { mode = "fatal" }));
-
-        // The depth gauges are refreshed by the sweeper every few seconds.
-        var text = "";
-        Assert.True(await HttpAssertions.EventuallyAsync(async () =>
-        {
-            text = await _app.Client().GetStringAsync("/metrics");
-            return Series(text, "task_dead_letters") >= 1;
-        }, Patience), text);
-        Assert.True(Series(text, "tasks_submitted_total") >= 2);
-        Assert.True(Series(text, "task_attempts_total{") >= 2);
-        Assert.True(Series(text, "task_attempts_finished_total{", "outcome=\"succeeded\"") >= 1);
-        Assert.True(Series(text, "task_attempts_finished_total{", "outcome=\"failed\"") >= 1);
-        Assert.True(Series(text, "task_queue_wait_seconds_count") >= 2);
-        Assert.True(Series(text, "task_run_seconds_count") >= 2);
-        Assert.Contains("task_queue_depth{", text);
-    }
-
-    /// <summary>The sum of the Prometheus samples whose line starts with <paramref name="name"/> (and contains <paramref name="label"/>).</summary>
-    private static double Series(string text, string name, string label = "") =>
-        text.Split('\n').Where(l => l.StartsWith(name, StringComparison.Ordinal) && l.Contains(label, StringComparison.Ordinal))
-            .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
-
-    [Fact]
     public async Task Tasks_are_scoped_to_their_workspace()
     {
         var (client, agent) = await WorkspaceAsync();

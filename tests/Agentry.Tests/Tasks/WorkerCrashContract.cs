@@ -51,6 +51,15 @@ public abstract class WorkerCrashContract(ITestOutputHelper output)
         {
             Assert.True(await HttpAssertions.EventuallyAsync(async () => await CountAsync(api, AgentTaskStatus.Succeeded) == ids.Count, TimeSpan.FromMinutes(5)),
                 $"only {await CountAsync(api, AgentTaskStatus.Succeeded)} of {ids.Count} tasks succeeded");
+            // The worker's own series (a process of its own, so no other node's meters mix in).
+            using var scraper = new HttpClient { BaseAddress = last.BaseAddress };
+            var metrics = await scraper.GetStringAsync("/metrics");
+            Assert.True(Sample(metrics, "task_attempts_total{") > 0, metrics);
+            Assert.True(Sample(metrics, "task_attempts_finished_total{", "outcome=\"succeeded\"") > 0, metrics);
+            Assert.True(Sample(metrics, "task_run_seconds_count") > 0, metrics);
+            Assert.True(Sample(metrics, "task_queue_wait_seconds_count") > 0, metrics);
+            Assert.Contains("task_queue_depth{", metrics);
+            Assert.Contains("task_dead_letters", metrics);
         }
 
         Assert.Equal(0, await CountAsync(api, AgentTaskStatus.Dead) + await CountAsync(api, AgentTaskStatus.Running) + await CountAsync(api, AgentTaskStatus.Queued));
@@ -96,6 +105,11 @@ public abstract class WorkerCrashContract(ITestOutputHelper output)
         ["Agentry:Egress:AllowedNetworks:0"] = "127.0.0.1/32",
     };
 
+    /// <summary>The sum of the Prometheus samples whose line starts with <paramref name="name"/> (and contains <paramref name="label"/>).</summary>
+    private static double Sample(string text, string name, string label = "") =>
+        text.Split('\n').Where(l => l.StartsWith(name, StringComparison.Ordinal) && l.Contains(label, StringComparison.Ordinal))
+            .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+
     private async Task<AgentryProcess> StartWorkerAsync(Dictionary<string, string?> storage)
     {
         var environment = storage.With(QueueSettings(Lease)).With(new Dictionary<string, string?> { [Agentry.Tasks.TaskExtensions.RoleKey] = "worker" })
@@ -103,6 +117,7 @@ public abstract class WorkerCrashContract(ITestOutputHelper output)
         var address = new Uri($"http://127.0.0.1:{RedisProcess.FreePort()}");
         var worker = AgentryProcess.Start(TempFiles.Directory(), environment, "--urls", address.ToString());
         await worker.WaitUntilHealthyAsync(address, TimeSpan.FromSeconds(60));
+        worker.BaseAddress = address;
         return worker;
     }
 
