@@ -97,7 +97,8 @@ start_service() {  # name role provider: a fresh node, signed in, with a workspa
     mapfile -t settings < <(provider_settings "$provider")
     launch_env "${settings[@]}" Agentry__Role="$role" Agentry__Queue__Concurrency="$WORKER_CONCURRENCY" \
         Agentry__Egress__AllowedNetworks__0=127.0.0.1/32
-    start_dll "$RUN/$name" "$SVC_PORT" "$RUN/$name.log"
+    SVC_LOG="$RUN/$name.log"
+    start_dll "$RUN/$name" "$SVC_PORT" "$SVC_LOG"
     SVC_PID=$LAST_PID
     wait_ready "$SVC_PID" "$SVC_PORT" /health "$RUN/$name.log"
     local token ws
@@ -136,7 +137,7 @@ run_tasks() {  # count [hook]
         [ -z "$hook" ] || "$hook" "$(( $(succeeded) - base ))"
     done
     until [ "$done" -ge "$count" ]; do
-        ensure_alive "$SVC_PID" "$RUN/service.log"
+        ensure_alive "$SVC_PID" "$SVC_LOG"
         [ $(( $(now_us) - t0 )) -lt $(( 3600 * 1000000 )) ] || die "tasks did not finish within an hour ($done of $count)"
         sleep 0.1
         done=$(( $(succeeded) - base ))
@@ -176,7 +177,7 @@ E2E=()
 for provider in $PROVIDERS; do
     times=()
     for ((r = 1; r <= RUNS; r++)); do
-        start_service "service" all "$provider"
+        start_service "service-$provider-$r" all "$provider"
         run_tasks 1000 >/dev/null   # warm-up: JIT, pools, connections
         seconds=$(run_tasks "$E2E_TASKS")
         times+=("$seconds")
@@ -195,7 +196,7 @@ sample_memory() {  # done: RSS once a tenth has run
     fi
 }
 if [ "$MEMORY" = 1 ]; then
-    start_service "service" all sqlite
+    start_service "service-memory" all sqlite
     seconds=$(run_tasks "$MEMORY_TASKS" sample_memory)
     MEM_LATE=$(rss_kb "$SVC_PID")
     log "memory: $MEMORY_TASKS tasks run in $seconds s, RSS $((MEM_LATE / 1024)) MB"

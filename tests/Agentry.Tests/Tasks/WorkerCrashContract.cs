@@ -94,6 +94,27 @@ public abstract class WorkerCrashContract(ITestOutputHelper output)
         Assert.Equal(["queued", "started", "failed", "retrying", "started"], events.Select(e => e.Type));
     }
 
+    [Fact]
+    public async Task A_worker_stopped_with_sigterm_hands_its_running_task_back_without_counting_the_attempt()
+    {
+        await using var receiver = await WebhookReceiver.StartAsync();
+        var (settings, owned) = await StorageAsync();
+        await using var _ = owned;
+        await using var api = new AgentryApp(settings.With(QueueSettings(Lease)).With(new Dictionary<string, string?> { [Agentry.Tasks.TaskExtensions.RoleKey] = "api" }));
+        var (client, agent) = await WebhookAgentAsync(api, receiver.Url("hang", new Reply(0, Hang: true)));
+        await using var worker = await StartWorkerAsync(settings, new Dictionary<string, string?> { ["Agentry:Queue:ShutdownGrace"] = "00:00:01" });
+        var id = (await (await client.PostJsonAsync("/api/v1/tasks", new { agentId = agent, input = new { } })).ReadAsync<TaskResponse>(HttpStatusCode.Accepted)).Id;
+        Assert.True(await HttpAssertions.EventuallyAsync(() => Task.FromResult(TaskIds(receiver.CallsTo("hang")).Contains(id)), TimeSpan.FromSeconds(60)), "the worker never ran the task");
+
+        worker.Terminate();
+        Assert.Equal(0, await worker.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+
+        var task = await (await client.GetAsync($"/api/v1/tasks/{id}")).ReadAsync<TaskResponse>();
+        Assert.Equal((AgentTaskStatus.Queued, 0), (task.Status, task.Attempts));
+        var events = (await (await client.GetAsync($"/api/v1/tasks/{id}/events")).ReadAsync<TaskEventPage>()).Items;
+        Assert.Equal(["queued", "started", "requeued"], events.Select(e => e.Type));
+    }
+
     private static Dictionary<string, string?> QueueSettings(TimeSpan lease) => new()
     {
         ["Agentry:Queue:Lease"] = lease.ToString(),
@@ -110,9 +131,9 @@ public abstract class WorkerCrashContract(ITestOutputHelper output)
         text.Split('\n').Where(l => l.StartsWith(name, StringComparison.Ordinal) && l.Contains(label, StringComparison.Ordinal))
             .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
 
-    private async Task<AgentryProcess> StartWorkerAsync(Dictionary<string, string?> storage)
+    private async Task<AgentryProcess> StartWorkerAsync(Dictionary<string, string?> storage, Dictionary<string, string?>? extra = null)
     {
-        var environment = storage.With(QueueSettings(Lease)).With(new Dictionary<string, string?> { [Agentry.Tasks.TaskExtensions.RoleKey] = "worker" })
+        var environment = storage.With(QueueSettings(Lease)).With(new Dictionary<string, string?> { [Agentry.Tasks.TaskExtensions.RoleKey] = "worker" }).With(extra)
             .ToDictionary(s => s.Key.Replace(":", "__", StringComparison.Ordinal), s => s.Value ?? "");
         var address = new Uri($"http://127.0.0.1:{RedisProcess.FreePort()}");
         var worker = AgentryProcess.Start(TempFiles.Directory(), environment, "--urls", address.ToString());
