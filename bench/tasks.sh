@@ -10,7 +10,8 @@
 #      MEMORY_TASKS have run, on the embedded default.
 #
 # Settings (environment): RUNS=3 DURATION=5 CONNECTIONS=16 WARMUP=2 E2E_TASKS=20000
-#   PROVIDERS="sqlite postgres rabbitmq" WORKER_CONCURRENCY=32 MEMORY=0 MEMORY_TASKS=1000000 SKIP_BUILD=0
+#   PROVIDERS="sqlite postgres rabbitmq" WORKER_CONCURRENCY=32 MEMORY=0 MEMORY_TASKS=1000000
+#   MEMORY_PROVIDER=sqlite PHASES="submit e2e" (MEMORY=1 adds "memory") SKIP_BUILD=0
 # Needs the servers of scripts/services.sh (started here if they are not running).
 set -euo pipefail
 
@@ -30,6 +31,10 @@ PROVIDERS="${PROVIDERS:-sqlite postgres rabbitmq}"
 WORKER_CONCURRENCY="${WORKER_CONCURRENCY:-32}"
 MEMORY="${MEMORY:-0}"
 MEMORY_TASKS="${MEMORY_TASKS:-1000000}"
+MEMORY_PROVIDER="${MEMORY_PROVIDER:-sqlite}"
+PHASES="${PHASES:-submit e2e}"
+[ "$MEMORY" = 1 ] && PHASES="$PHASES memory"
+phase() { [[ " $PHASES " == *" $1 "* ]]; }
 STARTUP_TIMEOUT=60
 PG_BIN=/usr/lib/postgresql/15/bin
 
@@ -147,6 +152,8 @@ run_tasks() {  # count [hook]
 }
 
 # --- 1. submission vs pgbench --------------------------------------------------------------------
+SUBMIT=(); PGBENCH=(); E2E=()
+if phase submit; then
 log "submission: POST /api/v1/tasks vs pgbench, -c$CONNECTIONS, $RUNS interleaved runs"
 start_service submit api postgres
 fresh_db bench_pgbench
@@ -161,7 +168,6 @@ run_wrk submit-warmup "$SVC/api/v1/tasks" lua/submit.lua "$WARMUP" "$RUN/wrk/sub
 read -r rps _ bad _ < <(parse_wrk "$RUN/wrk/submit-warmup.txt")
 [ "$bad" = 0 ] || die "submission warm-up got $bad non-2xx answers (see $RUN/wrk/submit-warmup.txt)"
 pgbench "$WARMUP" >/dev/null
-SUBMIT=(); PGBENCH=()
 for ((r = 1; r <= RUNS; r++)); do
     run_wrk submit "$SVC/api/v1/tasks" lua/submit.lua "$DURATION" "$RUN/wrk/submit-$r.txt"
     read -r rps p99 bad _ < <(parse_wrk "$RUN/wrk/submit-$r.txt")
@@ -171,9 +177,10 @@ for ((r = 1; r <= RUNS; r++)); do
     log "round $r: POST /api/v1/tasks $rps req/s (p99 $p99 ms), pgbench ${PGBENCH[-1]} tps"
 done
 stop_process "$SVC_PID"
+fi
 
 # --- 2. end to end -------------------------------------------------------------------------------
-E2E=()
+phase e2e || PROVIDERS=""
 for provider in $PROVIDERS; do
     times=()
     for ((r = 1; r <= RUNS; r++)); do
@@ -195,8 +202,8 @@ sample_memory() {  # done: RSS once a tenth has run
         log "memory: $1 tasks run, RSS $((MEM_EARLY / 1024)) MB"
     fi
 }
-if [ "$MEMORY" = 1 ]; then
-    start_service "service-memory" all sqlite
+if phase memory; then
+    start_service "service-memory" all "$MEMORY_PROVIDER"
     seconds=$(run_tasks "$MEMORY_TASKS" sample_memory)
     MEM_LATE=$(rss_kb "$SVC_PID")
     log "memory: $MEMORY_TASKS tasks run in $seconds s, RSS $((MEM_LATE / 1024)) MB"
@@ -215,15 +222,16 @@ print("# Agentry task benchmarks")
 print()
 print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, commit $COMMIT, $(nproc) CPUs, $RUNS interleaved runs (median shown).")
 print()
-print(f"- Submission, \`POST /api/v1/tasks\` on PostgreSQL (wrk -c$CONNECTIONS, ${DURATION}s): **{st.median(submit):,.0f} req/s**; "
+if submit: print(f"- Submission, \`POST /api/v1/tasks\` on PostgreSQL (wrk -c$CONNECTIONS, ${DURATION}s): **{st.median(submit):,.0f} req/s**; "
       f"pgbench one-row INSERT per transaction, -c$CONNECTIONS: {st.median(pgb):,.0f} tps; ratio **{st.median(submit) / st.median(pgb):.2f}** (goal ≥ 0.5)")
-print(f"  (runs: {', '.join(f'{s:,.0f}' for s in submit)} vs {', '.join(f'{p:,.0f}' for p in pgb)})")
+if submit: print(f"  (runs: {', '.join(f'{s:,.0f}' for s in submit)} vs {', '.join(f'{p:,.0f}' for p in pgb)})")
 print()
 EOF
 python3 - "${E2E[@]}" >>"$REPORT" <<EOF
 import statistics as st, sys
-print("| provider | $E2E_TASKS no-op tasks, submit → all succeeded (runs) | tasks/s (median) |")
-print("|---|---:|---:|")
+if len(sys.argv) > 1:
+    print("| provider | $E2E_TASKS no-op tasks, submit → all succeeded (runs) | tasks/s (median) |")
+    print("|---|---:|---:|")
 for entry in sys.argv[1:]:
     name, times = entry.split(":", 1)
     t = [float(x) for x in times.split()]
@@ -231,7 +239,7 @@ for entry in sys.argv[1:]:
 if "$MEM_LATE":
     early, late = int("${MEM_EARLY:-0}") / 1024, int("$MEM_LATE") / 1024
     print()
-    print(f"- Memory, embedded default: RSS {early:.0f} MB after {$MEMORY_TASKS // 10:,} tasks, {late:.0f} MB after {$MEMORY_TASKS:,} "
+    print(f"- Memory, $MEMORY_PROVIDER: RSS {early:.0f} MB after {$MEMORY_TASKS // 10:,} tasks, {late:.0f} MB after {$MEMORY_TASKS:,} "
           f"({100 * (late - early) / early:+.1f}%, goal within 10%)")
 EOF
 mkdir -p "$RESULTS/history"
