@@ -16,23 +16,18 @@ public static class AgentEndpoints
 
     public static IEndpointRouteBuilder MapAgents(this IEndpointRouteBuilder endpoints)
     {
-        // Every route acts in the request's workspace (see CurrentWorkspace): a missing header can be a 400, an unknown workspace a 404.
-        var group = endpoints.MapGroup("/api/v1/agents").WithTags("Agents").RequireAuthorization()
-            .ProducesValidationProblem().ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden)
-            .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status500InternalServerError);
+        var group = endpoints.MapWorkspaceResource("/api/v1/agents", "Agents");
 
         group.MapPost("/", CreateAsync).WithName("CreateAgent").WithSummary("Create an agent (version 1)")
             .RequireScope(ApiKeyScopes.AgentsWrite).RequireCurrentWorkspaceRole(Roles.Member)
-            .ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status413PayloadTooLarge)
-            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
+            .ProducesWriteProblems();
         group.MapGet("/", ListAsync).WithName("ListAgents").WithSummary("List the workspace's agents, a page at a time")
             .RequireScope(ApiKeyScopes.AgentsRead).RequireCurrentWorkspaceRole(Roles.Viewer);
         group.MapGet("/{id:guid}", GetAsync).WithName("GetAgent").WithSummary("Get an agent as it is now")
             .RequireScope(ApiKeyScopes.AgentsRead).RequireCurrentWorkspaceRole(Roles.Viewer);
         group.MapPatch("/{id:guid}", UpdateAsync).WithName("UpdateAgent").WithSummary("Change an agent; a real change makes a new version")
             .RequireScope(ApiKeyScopes.AgentsWrite).RequireCurrentWorkspaceRole(Roles.Member)
-            .ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status413PayloadTooLarge)
-            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
+            .ProducesWriteProblems();
         group.MapDelete("/{id:guid}", DeleteAsync).WithName("DeleteAgent").WithSummary("Delete an agent (workspace admins); its versions are kept")
             .RequireScope(ApiKeyScopes.AgentsWrite).RequireCurrentWorkspaceRole(Roles.Admin);
         group.MapGet("/{id:guid}/versions", ListVersionsAsync).WithName("ListAgentVersions").WithSummary("List an agent's versions, newest first")
@@ -43,8 +38,7 @@ public static class AgentEndpoints
             .RequireScope(ApiKeyScopes.AgentsRead).RequireCurrentWorkspaceRole(Roles.Viewer);
         group.MapPost("/import", ImportAsync).WithName("ImportAgent").WithSummary("Create an agent from an exported document")
             .RequireScope(ApiKeyScopes.AgentsWrite).RequireCurrentWorkspaceRole(Roles.Member)
-            .ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status413PayloadTooLarge)
-            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
+            .ProducesWriteProblems();
         return endpoints;
     }
 

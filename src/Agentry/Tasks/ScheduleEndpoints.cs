@@ -16,14 +16,11 @@ public static class ScheduleEndpoints
     public static IEndpointRouteBuilder MapSchedules(this IEndpointRouteBuilder endpoints)
     {
         // Every route acts in the request's workspace (see CurrentWorkspace). A schedule's tasks are listed by GET /api/v1/tasks?scheduleId=.
-        var group = endpoints.MapGroup("/api/v1/schedules").WithTags("Schedules").RequireAuthorization()
-            .ProducesValidationProblem().ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden)
-            .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status500InternalServerError);
+        var group = endpoints.MapWorkspaceResource("/api/v1/schedules", "Schedules");
 
         group.MapPost("/", CreateAsync).WithName("CreateSchedule").WithSummary("Create a schedule that submits a task to an agent at every cron slot")
             .RequireScope(ApiKeyScopes.TasksWrite).RequireCurrentWorkspaceRole(Roles.Member)
-            .ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status413PayloadTooLarge)
-            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType).ProducesProblem(StatusCodes.Status422UnprocessableEntity);
+            .ProducesWriteProblems().ProducesProblem(StatusCodes.Status422UnprocessableEntity);
         group.MapGet("/", ListAsync).WithName("ListSchedules").WithSummary("List the workspace's schedules, a page at a time")
             .RequireScope(ApiKeyScopes.TasksRead).RequireCurrentWorkspaceRole(Roles.Viewer);
         group.MapGet("/{id:guid}", GetAsync).WithName("GetSchedule").WithSummary("Get a schedule and its next slot")
@@ -31,8 +28,7 @@ public static class ScheduleEndpoints
         group.MapPatch("/{id:guid}", UpdateAsync).WithName("UpdateSchedule")
             .WithSummary("Change a schedule; a new expression, time zone or enabling computes the next slot from now")
             .RequireScope(ApiKeyScopes.TasksWrite).RequireCurrentWorkspaceRole(Roles.Member)
-            .ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status413PayloadTooLarge)
-            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType).ProducesProblem(StatusCodes.Status422UnprocessableEntity);
+            .ProducesWriteProblems().ProducesProblem(StatusCodes.Status422UnprocessableEntity);
         group.MapDelete("/{id:guid}", DeleteAsync).WithName("DeleteSchedule").WithSummary("Delete a schedule; the tasks it created stay")
             .RequireScope(ApiKeyScopes.TasksWrite).RequireCurrentWorkspaceRole(Roles.Member);
         return endpoints;

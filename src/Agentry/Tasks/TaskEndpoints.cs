@@ -19,18 +19,14 @@ public static class TaskEndpoints
 
     public static IEndpointRouteBuilder MapTasks(this IEndpointRouteBuilder endpoints)
     {
-        var group = endpoints.MapGroup("/api/v1/tasks").WithTags("Tasks").RequireAuthorization()
-            .ProducesValidationProblem().ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden)
-            .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status500InternalServerError);
+        var group = endpoints.MapWorkspaceResource("/api/v1/tasks", "Tasks");
 
         group.MapPost("/", SubmitAsync).WithName("SubmitTask").WithSummary("Submit a task to an agent; it runs in the background")
             .RequireScope(ApiKeyScopes.TasksWrite).RequireCurrentWorkspaceRole(Roles.Member)
-            .ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status413PayloadTooLarge)
-            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType).ProducesProblem(StatusCodes.Status422UnprocessableEntity);
+            .ProducesWriteProblems().ProducesProblem(StatusCodes.Status422UnprocessableEntity);
         group.MapPost("/batch", SubmitBatchAsync).WithName("SubmitTaskBatch").WithSummary("Submit up to 1,000 tasks in one transaction")
             .RequireScope(ApiKeyScopes.TasksWrite).RequireCurrentWorkspaceRole(Roles.Member)
-            .ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status413PayloadTooLarge)
-            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType).ProducesProblem(StatusCodes.Status422UnprocessableEntity);
+            .ProducesWriteProblems().ProducesProblem(StatusCodes.Status422UnprocessableEntity);
         group.MapGet("/", ListAsync).WithName("ListTasks").WithSummary("List the workspace's tasks, newest first, a page at a time")
             .RequireScope(ApiKeyScopes.TasksRead).RequireCurrentWorkspaceRole(Roles.Viewer);
         group.MapGet("/{id:guid}", GetAsync).WithName("GetTask").WithSummary("Get a task")
