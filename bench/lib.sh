@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Shared by the benchmark scripts (sourced): process bookkeeping, readiness probes, wrk runs and
-# their parsing. Expects log/die, PUBLISH, BENCH_DIR, THREADS, CONNECTIONS, STARTUP_TIMEOUT,
+# their parsing, the Release publish. Expects log/die, ROOT, RESULTS, PUBLISH, BENCH_DIR, THREADS, CONNECTIONS, STARTUP_TIMEOUT,
 # ADMIN_EMAIL and ADMIN_PASSWORD to be set by the caller.
 
 # --- processes we start; all of them are stopped on exit, Ctrl-C or failure -------------------
@@ -178,3 +178,18 @@ run_wrk() {  # name url script seconds outfile
     [ "$rc" -eq 0 ] || { cat "$out" >&2; die "wrk failed for $name ($url)"; }
 }
 
+
+# The Release build every benchmark measures, in $PUBLISH (SKIP_BUILD=1 reuses the last one). Own
+# artifacts path: intermediate files do not collide with a build running in src/ meanwhile. Published
+# for the platform, hence ReadyToRun, as a deployment is.
+publish_release() {
+    if [ "${SKIP_BUILD:-0}" = "1" ] && [ -f "$PUBLISH/Agentry.dll" ]; then
+        log "SKIP_BUILD=1: reusing $PUBLISH"
+        return
+    fi
+    log "publishing Release build"
+    rm -rf "$PUBLISH"
+    dotnet publish "$ROOT/src/Agentry" -c Release -r linux-x64 --self-contained false -o "$PUBLISH" --artifacts-path "$RESULTS/artifacts" \
+        --disable-build-servers -nologo >"$RESULTS/publish.log" 2>&1 \
+        || { tail -n 30 "$RESULTS/publish.log" >&2; die "publish failed (log: $RESULTS/publish.log)"; }
+}

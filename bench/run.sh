@@ -62,17 +62,7 @@ ensure_wrk
 mkdir -p "$RESULTS"
 rm -rf "$RUN"; mkdir -p "$RUN/wrk"
 
-if [ "${SKIP_BUILD:-0}" = "1" ] && [ -f "$PUBLISH/Agentry.dll" ]; then
-    log "SKIP_BUILD=1: reusing $PUBLISH"
-else
-    log "publishing Release build"
-    rm -rf "$PUBLISH"
-    # Own artifacts path: intermediate files do not collide with a build running in src/ meanwhile.
-    # Published for the platform, hence ReadyToRun, as a deployment is.
-    dotnet publish "$ROOT/src/Agentry" -c Release -r linux-x64 --self-contained false -o "$PUBLISH" --artifacts-path "$RESULTS/artifacts" \
-        --disable-build-servers -nologo >"$RESULTS/publish.log" 2>&1 \
-        || { tail -n 30 "$RESULTS/publish.log" >&2; die "publish failed (log: $RESULTS/publish.log)"; }
-fi
+publish_release
 
 if [ -n "${BASE_PORT:-}" ] && [ -n "${SVC_PORT:-}" ]; then :; else read -r BASE_PORT SVC_PORT < <(free_ports); fi
 probe "$SVC_PORT" /health && die "something already answers on port $SVC_PORT"
