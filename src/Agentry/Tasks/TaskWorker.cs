@@ -132,13 +132,12 @@ internal sealed partial class TaskWorker(
                 new TaskRun(task.Id, task.WorkspaceId, task.AgentId, task.AgentVersion, name, definition, input.RootElement.Clone(),
                     task.Attempts, task.MaxAttempts, new Progress(store, task, events)),
                 run.Token.Token);
-            return run.Stopped is RunStop.None ? Outcome.Succeed(result?.GetRawText()) : Outcome.For(run.Stopped, task);
+            return run.Stopped is RunStop.None ? Outcome.Succeed(result?.GetRawText()) : Outcome.For(run.Stopped);
         }
-        catch (Exception ex) when (run.Stopped is not RunStop.None || run.Token.IsCancellationRequested)
+        catch (Exception) when (run.Stopped is not RunStop.None || run.Token.IsCancellationRequested)
         {
             // Stopped on purpose: by a cancel, a lost lease, shutdown, or else the timeout.
-            _ = ex;
-            return run.Stopped is RunStop.None ? Outcome.Fail($"Timed out after {task.TimeoutSeconds} s.", retryable: true) : Outcome.For(run.Stopped, task);
+            return run.Stopped is RunStop.None ? Outcome.Fail($"Timed out after {task.TimeoutSeconds} s.", retryable: true) : Outcome.For(run.Stopped);
         }
         catch (TaskFailedException ex)
         {
@@ -234,7 +233,7 @@ internal sealed partial class TaskWorker(
 
         public static Outcome Fail(string error, bool retryable) => new("failed", Error: error, Retryable: retryable);
 
-        public static Outcome For(RunStop stop, LeasedTask task) => stop switch
+        public static Outcome For(RunStop stop) => stop switch
         {
             RunStop.Cancelled => new(AgentTaskStatus.Cancelled),
             RunStop.WorkerStopping => new(AgentTaskStatus.Queued),
