@@ -83,21 +83,17 @@ internal sealed class TaskStore(
         {
             return [];
         }
-        await using var scope = scopes.CreateAsyncScope();
-        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
-        await db.Database.OpenConnectionAsync(ct);
         var sql = $"""
             UPDATE tasks SET "LeaseExpiresAt" = @expires
             WHERE {_sql.InIds("\"Id\"", "@ids")} AND {_sql.InIds("\"LeaseId\"", "@leases")} AND "Status" = 'running'
             RETURNING "Id", "CancelRequested"
             """;
-        return await TaskSql.ReadAsync(
-            _sql.Command(db, sql, new Dictionary<string, object?>
+        return await QueryAsync(sql, new Dictionary<string, object?>
             {
                 ["@expires"] = clock.UtcNow() + _options.Lease,
                 ["@ids"] = _sql.Ids(held.Select(t => t.Id)),
                 ["@leases"] = _sql.Ids(held.Select(t => t.LeaseId).Distinct()),
-            }),
+            },
             r => (r.GetGuid(0), r.GetBoolean(1)), ct);
     }
 
@@ -149,12 +145,9 @@ internal sealed class TaskStore(
     /// <summary>How many tasks are queued, running and dead: the queue-depth gauge.</summary>
     public async Task<Dictionary<string, long>> DepthAsync(CancellationToken ct)
     {
-        await using var scope = scopes.CreateAsyncScope();
-        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
-        await db.Database.OpenConnectionAsync(ct);
-        var rows = await TaskSql.ReadAsync(_sql.Command(db, """
+        var rows = await QueryAsync("""
             SELECT "Status", COUNT(*) FROM tasks WHERE "Status" IN ('queued', 'running', 'dead') GROUP BY "Status"
-            """, new Dictionary<string, object?>()), r => (Status: r.GetString(0), Count: r.GetInt64(1)), ct);
+            """, new Dictionary<string, object?>(), r => (Status: r.GetString(0), Count: r.GetInt64(1)), ct);
         return rows.ToDictionary(r => r.Status, r => r.Count);
     }
 
@@ -245,15 +238,18 @@ internal sealed class TaskStore(
             """, [e], outbox, "\"Id\"", r => r.GetGuid(0),
             new() { ["@id"] = id, ["@ws"] = workspaceId, ["@at"] = clock.UtcNow() }, ct, final)).Count == 1;
 
-    private async Task<string?> StatusAsync(Guid workspaceId, Guid id, CancellationToken ct)
+    private async Task<string?> StatusAsync(Guid workspaceId, Guid id, CancellationToken ct) =>
+        (await QueryAsync("""
+            SELECT "Status" FROM tasks WHERE "Id" = @id AND "WorkspaceId" = @ws
+            """, new Dictionary<string, object?> { ["@id"] = id, ["@ws"] = workspaceId }, r => r.GetString(0), ct)).FirstOrDefault();
+
+    /// <summary>One statement on a pooled context of its own, read row by row.</summary>
+    private async Task<List<T>> QueryAsync<T>(string sql, Dictionary<string, object?> parameters, Func<DbDataReader, T> read, CancellationToken ct)
     {
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
         await db.Database.OpenConnectionAsync(ct);
-        var rows = await TaskSql.ReadAsync(_sql.Command(db, """
-            SELECT "Status" FROM tasks WHERE "Id" = @id AND "WorkspaceId" = @ws
-            """, new Dictionary<string, object?> { ["@id"] = id, ["@ws"] = workspaceId }), r => r.GetString(0), ct);
-        return rows.FirstOrDefault();
+        return await TaskSql.ReadAsync(_sql.Command(db, sql, parameters), read, ct);
     }
 
     /// <param name="final">
