@@ -4,8 +4,10 @@ using Agentry.Hosting;
 using Agentry.Identity;
 using Agentry.Workspaces;
 using Microsoft.AspNetCore.Http.HttpResults;
+using JsonOptions = Microsoft.AspNetCore.Http.Json.JsonOptions;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
 using ZiggyCreatures.Caching.Fusion;
 
 namespace Agentry.Agents;
@@ -63,9 +65,9 @@ public static class AgentEndpoints
         return await AddAsync(document, name ?? document.Name, AuditActions.AgentImported, new Writer(workspace.Id, caller, db, cache, clock, audit), ct);
     }
 
-    internal static async Task<Results<Ok<Page<AgentResponse>>, ProblemHttpResult>> ListAsync(
+    internal static async Task<Results<CachedJson<Page<AgentResponse>>, ProblemHttpResult>> ListAsync(
         [AsParameters] PageRequest page, [FromQuery] string? kind, CurrentWorkspace workspace, AppDbContext db, IFusionCache cache,
-        CancellationToken ct)
+        IOptions<JsonOptions> json, CancellationToken ct)
     {
         if (page.Resolve(Paging.NamedRowSorts, out var sort, out var after) is { } invalid)
         {
@@ -75,12 +77,14 @@ public static class AgentEndpoints
         {
             return Problem.Validation("kind", AgentContracts.KindMessage);
         }
-        var result = await cache.GetOrSetAsync(
-            $"agents:list:{workspace.Id}:{sort}:{kind}:{page.Size}:{page.Cursor}",
-            token => Live(db, workspace.Id).Where(a => kind == null || a.Kind == kind).NamedRowPageAsync(sort, after, page.Size, a => a.ToResponse(), token),
+        var body = await cache.GetOrSetAsync(
+            $"agents:list:json:{workspace.Id}:{sort}:{kind}:{page.Size}:{page.Cursor}",
+            async token => CachedJson<Page<AgentResponse>>.Serialize(
+                await Live(db, workspace.Id).Where(a => kind == null || a.Kind == kind).NamedRowPageAsync(sort, after, page.Size, a => a.ToResponse(), token),
+                json),
             tags: [Tag(workspace.Id)],
             token: ct);
-        return TypedResults.Ok(result);
+        return CachedJson<Page<AgentResponse>>.Of(body);
     }
 
     internal static async Task<Results<Ok<AgentResponse>, ProblemHttpResult>> GetAsync(

@@ -71,7 +71,7 @@ public static class StorageExtensions
         return connection.ToString();
     }
 
-    /// <summary>Pool bounds, command timeout, bounded connection lifetime and JIT off, as the audit report asks.</summary>
+    /// <summary>Pool bounds, command timeout, bounded connection lifetime and JIT off, as the audit report asks; prepared statements.</summary>
     private static NpgsqlDataSource PostgresDataSource(StorageOptions options)
     {
         var connection = new NpgsqlConnectionStringBuilder(options.ConnectionString)
@@ -83,6 +83,25 @@ public static class StorageExtensions
         };
         // JIT compilation makes short OLTP queries slower and their latency erratic.
         connection.Options = string.IsNullOrEmpty(connection.Options) ? "-c jit=off" : connection.Options + " -c jit=off";
+        // The same few statements run all the time: prepared once per connection, the server skips parsing and
+        // planning them (most of its work for a key lookup or a one-row insert). Agentry keeps no session state
+        // (no session settings, advisory locks, LISTEN or temporary tables), so a connection going back to the
+        // pool needs no DISCARD ALL, which would also drop those prepared statements. A connection string can
+        // still set either.
+        if (!HasKey(options.ConnectionString, "Max Auto Prepare"))
+        {
+            connection.MaxAutoPrepare = 64;
+            connection.AutoPrepareMinUsages = 2;
+        }
+        if (!HasKey(options.ConnectionString, "No Reset On Close"))
+        {
+            connection.NoResetOnClose = true;
+        }
         return new NpgsqlDataSourceBuilder(connection.ConnectionString).Build();
     }
+
+    /// <summary>Whether the connection string sets <paramref name="key"/> itself (in any spelling Npgsql accepts: spaces are optional).</summary>
+    private static bool HasKey(string? connectionString, string key) =>
+        new DbConnectionStringBuilder { ConnectionString = connectionString }.Keys.Cast<string>()
+            .Any(k => string.Equals(k.Replace(" ", ""), key.Replace(" ", ""), StringComparison.OrdinalIgnoreCase));
 }

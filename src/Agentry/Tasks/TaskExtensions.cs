@@ -27,6 +27,7 @@ public static class TaskExtensions
         // The built-in handlers come first: a deployment or a test may register its own for a kind, and the worker takes the last.
         services.AddSingleton<ITaskHandler, WebhookTaskHandler>();
         services.AddSingleton<ITaskHandler, NotifyTaskHandler>();
+        services.AddSingleton<TaskWriter>();
         services.AddScoped<TaskSubmission>();
         services.AddHostedService<TaskSweeper>();
 

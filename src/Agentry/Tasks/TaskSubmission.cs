@@ -12,13 +12,14 @@ namespace Agentry.Tasks;
 
 /// <summary>
 /// Creates tasks: checks each against its agent, resolves idempotency keys, and writes the tasks and their
-/// outbox rows (with RabbitMQ) in one transaction. The first event, <c>queued</c>, is implied by the row
+/// outbox rows (with RabbitMQ) in one transaction, which <see cref="TaskWriter"/> shares with concurrent submissions
+/// (or, when the caller has one open, in the caller's). The first event, <c>queued</c>, is implied by the row
 /// (see <see cref="TaskEvent"/>), so a submission is a single insert. The API and the scheduler
 /// both submit through here.
 /// </summary>
 internal sealed class TaskSubmission(
-    AppDbContext db, IFusionCache cache, TimeProvider clock, IOptions<TaskOptions> options, TaskSignal signal, TaskMetrics metrics,
-    IEnumerable<ITaskHandler> handlers)
+    AppDbContext db, IFusionCache cache, TimeProvider clock, IOptions<TaskOptions> options, TaskWriter writer, TaskSignal signal,
+    TaskMetrics metrics, IEnumerable<ITaskHandler> handlers)
 {
     /// <summary>One task to create; <paramref name="Field"/> prefixes its field errors (<c>tasks[3].</c> in a batch).</summary>
     public sealed record Item(SubmitTaskRequest Request, string? IdempotencyKey, string Field = "", Guid? ScheduleId = null);
@@ -107,14 +108,9 @@ internal sealed class TaskSubmission(
         {
             return new Outcome(results, null);
         }
-        db.Tasks.AddRange(created);
-        if (options.Value.Provider == TaskOptions.RabbitMq)
-        {
-            db.TaskOutbox.AddRange(created.Select(t => new TaskOutboxEntry { TaskId = t.Id, Priority = t.Priority, DueAt = t.RunAt }));
-        }
         try
         {
-            await db.SaveChangesAsync(ct);
+            await WriteAsync(created, ct);
         }
         catch (DbUpdateException ex) when (ex.IsUniqueViolation() && keys.Count > 0)
         {
@@ -123,6 +119,26 @@ internal sealed class TaskSubmission(
         metrics.Submitted(created.Count);
         signal.Pulse();
         return new Outcome(results, null);
+    }
+
+    /// <summary>
+    /// Through the shared group commit, unless the caller has a transaction open on this scope's context (the
+    /// scheduler claims a slot and creates its task atomically): then the tasks are part of that transaction.
+    /// </summary>
+    private async Task WriteAsync(List<AgentTask> created, CancellationToken ct)
+    {
+        var outbox = options.Value.Provider == TaskOptions.RabbitMq;
+        if (db.Database.CurrentTransaction is null)
+        {
+            await writer.WriteAsync(created, outbox);
+            return;
+        }
+        db.Tasks.AddRange(created);
+        if (outbox)
+        {
+            db.TaskOutbox.AddRange(TaskWriter.OutboxRows(created));
+        }
+        await db.SaveChangesAsync(ct);
     }
 
     private AgentTask NewTask(Guid workspaceId, Item item, AgentResponse agent, string? hash, Guid? actor, DateTime now)

@@ -81,6 +81,27 @@ public abstract class TaskApiContract(ITaskQueueFixture fixture) : TaskContractB
     }
 
     [Fact]
+    public async Task Submissions_committed_together_stay_apart_a_conflicting_key_fails_none_of_the_others()
+    {
+        // Concurrent submissions share commits (TaskWriter); a key race inside a shared commit must cost the
+        // others nothing: every keyless one is created once, the keyed ones agree on one task.
+        var (client, agent) = await WorkspaceAsync();
+        var runAt = DateTime.UtcNow.AddHours(1);
+        var posts = Enumerable.Range(0, 200).Select(i => i % 2 == 0
+            ? PostAsync(client, new { agentId = agent, input = new { i }, runAt }, null)
+            : PostAsync(client, new { agentId = agent, input = new { shared = true }, runAt }, "shared-key"));
+
+        var accepted = new List<TaskResponse>();
+        foreach (var response in await Task.WhenAll(posts))
+        {
+            accepted.Add(await response.ReadAsync<TaskResponse>(HttpStatusCode.Accepted));
+        }
+
+        Assert.Equal(101, accepted.Select(t => t.Id).Distinct().Count());
+        Assert.Equal(101, (await ListAllAsync(client, "")).Count);
+    }
+
+    [Fact]
     public async Task A_batch_is_one_transaction_with_a_result_per_item()
     {
         var (client, agent) = await WorkspaceAsync();

@@ -26,10 +26,13 @@ public abstract class TaskContractBase(ITaskQueueFixture fixture)
         return (client, agent.GetProperty("id").GetGuid());
     }
 
-    protected static Task<HttpResponseMessage> PostAsync(HttpClient client, object body, string key)
+    protected static Task<HttpResponseMessage> PostAsync(HttpClient client, object body, string? key)
     {
         var request = new HttpRequestMessage(HttpMethod.Post, Url) { Content = HttpAssertions.Json(body) };
-        request.Headers.Add("Idempotency-Key", key);
+        if (key is not null)
+        {
+            request.Headers.Add("Idempotency-Key", key);
+        }
         return client.SendAsync(request);
     }
 
