@@ -10,7 +10,7 @@ if (args is ["bench-baseline", ..])
     return await BenchmarkBaseline.RunAsync(args[1..]);
 }
 
-var builder = WebApplication.CreateBuilder(args);
+var builder = WebApplication.CreateSlimBuilder(args);
 
 builder.AddAgentryHosting();
 builder.AddTelemetry();

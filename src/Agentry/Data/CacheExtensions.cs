@@ -52,20 +52,29 @@ public static class CacheExtensions
 
         if (!string.IsNullOrWhiteSpace(options.Redis))
         {
-            builder.Services.AddSingleton<IConnectionMultiplexer>(_ => ConnectRedis(options.Redis));
-            cache.WithDistributedCache(sp => new RedisCache(new RedisCacheOptions
-                {
-                    ConnectionMultiplexerFactory = () => Task.FromResult(sp.GetRequiredService<IConnectionMultiplexer>()),
-                }))
-                .WithBackplane(sp => new RedisBackplane(new RedisBackplaneOptions
-                {
-                    ConnectionMultiplexerFactory = () => Task.FromResult(sp.GetRequiredService<IConnectionMultiplexer>()),
-                }));
-            builder.Services.AddSingleton(sp => RedisConnectionGauge(sp.GetRequiredService<IConnectionMultiplexer>()));
-            builder.Services.AddHealthChecks().AddCheck<RedisHealthCheck>(
-                "redis", HealthStatus.Degraded, [HealthExtensions.ReadyTag], HealthExtensions.CheckTimeout);
+            cache.AddRedis(builder.Services, options.Redis);
         }
         return builder;
+    }
+
+    /// <summary>
+    /// Redis as second level and backplane. A method of its own so that the Redis client is loaded only
+    /// when configured: the memory-only default never touches it.
+    /// </summary>
+    private static void AddRedis(this IFusionCacheBuilder cache, IServiceCollection services, string configuration)
+    {
+        services.AddSingleton<IConnectionMultiplexer>(_ => ConnectRedis(configuration));
+        cache.WithDistributedCache(sp => new RedisCache(new RedisCacheOptions
+            {
+                ConnectionMultiplexerFactory = () => Task.FromResult(sp.GetRequiredService<IConnectionMultiplexer>()),
+            }))
+            .WithBackplane(sp => new RedisBackplane(new RedisBackplaneOptions
+            {
+                ConnectionMultiplexerFactory = () => Task.FromResult(sp.GetRequiredService<IConnectionMultiplexer>()),
+            }));
+        services.AddSingleton(sp => RedisConnectionGauge(sp.GetRequiredService<IConnectionMultiplexer>()));
+        services.AddHealthChecks().AddCheck<RedisHealthCheck>(
+            "redis", HealthStatus.Degraded, [HealthExtensions.ReadyTag], HealthExtensions.CheckTimeout);
     }
 
     /// <summary>

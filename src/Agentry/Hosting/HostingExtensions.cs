@@ -24,10 +24,16 @@ public static class HostingExtensions
         var secrets = Environment.GetEnvironmentVariable(SecretsDirectoryVariable) ?? "/run/secrets";
         builder.Configuration.AddKeyPerFile(secrets, optional: true, reloadOnChange: false);
 
-        // Loopback by default: exposing the service is a decision (Urls, ASPNETCORE_URLS, HTTP_PORTS).
-        if (builder is WebApplicationBuilder web && new[] { "urls", "http_ports", "https_ports" }.All(key => string.IsNullOrEmpty(web.Configuration[key])))
+        if (builder is WebApplicationBuilder web)
         {
-            web.WebHost.UseUrls(DefaultUrl);
+            // Program.cs starts from the slim builder, which leaves out HTTP/3, IIS, regex route constraints and
+            // the Debug and EventSource log providers (memory at idle, unused here); HTTPS endpoints from configuration stay.
+            web.WebHost.UseKestrelHttpsConfiguration();
+            // Loopback by default: exposing the service is a decision (Urls, ASPNETCORE_URLS, HTTP_PORTS).
+            if (new[] { "urls", "http_ports", "https_ports" }.All(key => string.IsNullOrEmpty(web.Configuration[key])))
+            {
+                web.WebHost.UseUrls(DefaultUrl);
+            }
         }
 
         builder.Services.AddOptions<HostingOptions>()

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using Agentry.Data;
 using Npgsql;
 using OpenTelemetry;
 using OpenTelemetry.Exporter;
@@ -16,6 +17,8 @@ public static class TelemetryExtensions
     {
         // Read eagerly: the choice of exporters and log format shapes the service collection itself.
         var options = builder.Configuration.GetSection(TelemetryOptions.SectionName).Get<TelemetryOptions>() ?? new();
+        // Npgsql's instrumentation loads the PostgreSQL client, which the SQLite default never needs.
+        var postgres = builder.Configuration[$"{StorageOptions.SectionName}:Provider"] == StorageOptions.Postgres;
         builder.Services.AddOptions<TelemetryOptions>().BindConfiguration(TelemetryOptions.SectionName)
             .ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddSingleton<ApiMetrics>();
@@ -40,8 +43,11 @@ public static class TelemetryExtensions
                 // the same thing, and recording both cost ~10 µs per request (a quarter of /health).
                 metrics.AddMeter(ApiMetrics.MeterName)
                     .AddHttpClientInstrumentation()
-                    .AddRuntimeInstrumentation()
-                    .AddNpgsqlInstrumentation();
+                    .AddRuntimeInstrumentation();
+                if (postgres)
+                {
+                    AddNpgsql(metrics);
+                }
                 if (options.PrometheusEnabled)
                 {
                     metrics.AddPrometheusExporter();
@@ -49,20 +55,34 @@ public static class TelemetryExtensions
             });
 
         // Spans cost allocations on every request; make them only when someone collects them.
-        if (options.OtlpEndpoint is not null)
+        if (options.OtlpEndpoint is { } endpoint)
         {
-            telemetry.WithTracing(tracing => tracing
-                    .AddAspNetCoreInstrumentation(o => o.Filter = context => !IsProbe(context.Request.Path))
-                    .AddHttpClientInstrumentation()
-                    .AddEntityFrameworkCoreInstrumentation()
-                    .AddNpgsql()
-                    .AddRedisInstrumentation())
-                .UseOtlpExporter(
-                    options.OtlpProtocol == "http/protobuf" ? OtlpExportProtocol.HttpProtobuf : OtlpExportProtocol.Grpc,
-                    options.OtlpEndpoint);
+            telemetry.AddTracing(options.OtlpProtocol, endpoint, postgres);
         }
         return builder;
     }
+
+    /// <summary>Spans exported over OTLP; a method of its own, so the exporter is loaded only when configured.</summary>
+    private static void AddTracing(this OpenTelemetryBuilder telemetry, string protocol, Uri endpoint, bool postgres) =>
+        telemetry.WithTracing(tracing =>
+        {
+            tracing.AddAspNetCoreInstrumentation(o => o.Filter = context => !IsProbe(context.Request.Path))
+                .AddHttpClientInstrumentation()
+                .AddEntityFrameworkCoreInstrumentation()
+                .AddRedisInstrumentation();
+            if (postgres)
+            {
+                AddNpgsql(tracing);
+            }
+        })
+        .UseOtlpExporter(
+            protocol == "http/protobuf" ? OtlpExportProtocol.HttpProtobuf : OtlpExportProtocol.Grpc,
+            endpoint);
+
+    // Methods of their own: a lambda that merely mentions Npgsql loads it even when the branch is not taken.
+    private static void AddNpgsql(MeterProviderBuilder metrics) => metrics.AddNpgsqlInstrumentation();
+
+    private static void AddNpgsql(TracerProviderBuilder tracing) => tracing.AddNpgsql();
 
     public static IEndpointRouteBuilder MapTelemetry(this IEndpointRouteBuilder endpoints)
     {

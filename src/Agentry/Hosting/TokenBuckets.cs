@@ -15,21 +15,27 @@ internal sealed class TokenBuckets(IOptions<RateLimitOptions> options, IOptions<
     /// <summary>The policy of the bucket asked for last; a rejection comes from the last bucket a request tried.</summary>
     public const string PolicyItem = "agentry.ratelimit.policy";
 
-    // Resolved at the first request, not at start: connecting to an absent Redis waits for its connect timeout.
-    private readonly Lazy<IConnectionMultiplexer?> _redis = new(services.GetService<IConnectionMultiplexer>);
+    private readonly bool _shared = !string.IsNullOrWhiteSpace(cache.Value.Redis);
     private readonly string _redisPrefix = cache.Value.InstanceName + ":ratelimit:";
+    // Resolved at the first request, not at start: connecting to an absent Redis waits for its connect timeout.
+    // Only Shared() names the Redis types, so without Redis their assemblies are never loaded.
+    private IConnectionMultiplexer? _redis;
 
     public RateLimitPartition<string> Get(HttpContext context, string policy, string key)
     {
         context.Items[PolicyItem] = policy;
         var settings = options.Value.For(policy);
         var partition = policy + ":" + key;
-        return _redis.Value is not { } redis
-            ? RateLimitPartition.GetTokenBucketLimiter(partition, _ => InProcess(settings))
-            : RateLimitPartition.Get(partition, _ => new RedisTokenBucket(
-                new RedisTokenBucketRateLimiter<string>(_redisPrefix + partition, InRedis(settings, redis)),
-                new TokenBucketRateLimiter(InProcess(settings)),
-                outage));
+        return _shared ? Shared(partition, settings) : RateLimitPartition.GetTokenBucketLimiter(partition, _ => InProcess(settings));
+    }
+
+    private RateLimitPartition<string> Shared(string partition, TokenBucketSettings settings)
+    {
+        var redis = _redis ??= services.GetRequiredService<IConnectionMultiplexer>();
+        return RateLimitPartition.Get(partition, _ => new RedisTokenBucket(
+            new RedisTokenBucketRateLimiter<string>(_redisPrefix + partition, InRedis(settings, redis)),
+            new TokenBucketRateLimiter(InProcess(settings)),
+            outage));
     }
 
     private static TokenBucketRateLimiterOptions InProcess(TokenBucketSettings settings) => new()

@@ -56,6 +56,7 @@ internal static class BearerAuthentication
         {
             authentication.AddExternalIdentity();
         }
+        services.SkipDataProtectionAtStart();
         services.AddSingleton<ValidatedTokens>();
         services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme)
             .Configure<KeyRing, IHttpContextAccessor, IOptions<TokenOptions>>(ConfigureJwt)
@@ -64,6 +65,20 @@ internal static class BearerAuthentication
                 jwt.TokenHandlers.Clear();
                 jwt.TokenHandlers.Add(tokens);
             });
+    }
+
+    /// <summary>
+    /// AddAuthentication brings ASP.NET Core data protection, whose hosted service reads (on a first start,
+    /// creates and writes) an XML key ring before the server listens. Nothing here protects data with it
+    /// (OpenIddict encrypts with the key ring in the database), so it is left to load on first use, if any.
+    /// </summary>
+    private static void SkipDataProtectionAtStart(this IServiceCollection services)
+    {
+        const string eagerKeyRing = "Microsoft.AspNetCore.DataProtection.Internal.DataProtectionHostedService";
+        if (services.FirstOrDefault(d => d.ServiceType == typeof(IHostedService) && d.ImplementationType?.FullName == eagerKeyRing) is { } loader)
+        {
+            services.Remove(loader);
+        }
     }
 
     /// <summary>
