@@ -11,7 +11,7 @@
 #
 # Settings (environment): RUNS=3 DURATION=5 CONNECTIONS=16 WARMUP=2 E2E_TASKS=20000
 #   PROVIDERS="sqlite postgres rabbitmq" WORKER_CONCURRENCY=32 MEMORY=0 MEMORY_TASKS=1000000
-#   MEMORY_PROVIDER=sqlite PHASES="submit e2e" (MEMORY=1 adds "memory") SKIP_BUILD=0
+#   MEMORY_PROVIDER=sqlite PHASES="submit e2e" (MEMORY=1 adds "memory") SKIP_BUILD=0 SUBMIT_WARMUP=30
 # Needs the servers of scripts/services.sh (started here if they are not running).
 set -euo pipefail
 
@@ -33,6 +33,7 @@ MEMORY="${MEMORY:-0}"
 MEMORY_TASKS="${MEMORY_TASKS:-1000000}"
 MEMORY_PROVIDER="${MEMORY_PROVIDER:-sqlite}"
 PHASES="${PHASES:-submit e2e}"
+SUBMIT_WARMUP="${SUBMIT_WARMUP:-30}"
 [ "$MEMORY" = 1 ] && PHASES="$PHASES memory"
 phase() { [[ " $PHASES " == *" $1 "* ]]; }
 STARTUP_TIMEOUT=60
@@ -44,7 +45,7 @@ die() { echo "bench: ERROR: $*" >&2; exit 1; }
 ADMIN_EMAIL="bench@agentry.local"
 ADMIN_PASSWORD="bench-password-$RANDOM$RANDOM"
 
-for v in RUNS DURATION CONNECTIONS WARMUP E2E_TASKS WORKER_CONCURRENCY MEMORY_TASKS; do
+for v in RUNS DURATION CONNECTIONS WARMUP SUBMIT_WARMUP E2E_TASKS WORKER_CONCURRENCY MEMORY_TASKS; do
     [[ "${!v}" =~ ^[0-9]+$ ]] && [ "${!v}" -ge 1 ] || die "$v must be a positive integer (got '${!v}')"
 done
 [ "$DURATION" -le 300 ] || die "DURATION must be <= 300 s"
@@ -156,8 +157,9 @@ pgbench() {  # seconds -> tps
     PGPASSWORD=agentry-test "$PG_BIN/pgbench" -n -h 127.0.0.1 -p "$PG_PORT" -U agentry -c "$CONNECTIONS" -j 2 -T "$1" -f "$RUN/insert.sql" bench_pgbench 2>&1 \
         | awk '/^tps = / { print $3; exit }'
 }
-# Tiered compilation keeps promoting this path for several seconds: warm up longer than WARMUP.
-run_wrk submit-warmup "$SVC/api/v1/tasks" lua/submit.lua "$((WARMUP * 5))" "$RUN/wrk/submit-warmup.txt"
+# Tiered compilation keeps promoting this path for tens of seconds (a node in service is long past
+# that): the first measured run starts after SUBMIT_WARMUP seconds of load.
+run_wrk submit-warmup "$SVC/api/v1/tasks" lua/submit.lua "$SUBMIT_WARMUP" "$RUN/wrk/submit-warmup.txt"
 read -r rps _ bad _ < <(parse_wrk "$RUN/wrk/submit-warmup.txt")
 [ "$bad" = 0 ] || die "submission warm-up got $bad non-2xx answers (see $RUN/wrk/submit-warmup.txt)"
 pgbench "$WARMUP" >/dev/null

@@ -1,7 +1,9 @@
+using System.Data.Common;
 using System.Threading.Channels;
 using Agentry.Data;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using Npgsql;
 
 namespace Agentry.Tasks;
 
@@ -18,15 +20,35 @@ internal sealed class TaskWriter : IAsyncDisposable
     /// <summary>Submissions stop joining a group at this many rows (a batch submission alone may bring 1,000).</summary>
     private const int GroupRows = 1_000;
 
+    /// <summary>
+    /// PostgreSQL: one statement, whatever the group's size, so it is prepared once; its arrays are unnested
+    /// into rows. The outbox rows (with RabbitMQ) are inserted by the same statement, so they commit together.
+    /// </summary>
+    private const string PostgresInsert = """
+        INSERT INTO tasks ("Id", "WorkspaceId", "AgentId", "AgentVersion", "Kind", "Status", "Priority", "RunAt", "Attempts", "MaxAttempts",
+            "TimeoutSeconds", "Input", "IdempotencyKey", "RequestHash", "CancelRequested", "LastEventSeq", "ScheduleId", "CreatedAt", "CreatedBy")
+        SELECT id, workspace, agent, version, kind, @status, priority, run_at, 0, max_attempts, timeout, input, key, hash, false, 1, schedule, created_at, created_by
+        FROM unnest(@ids, @workspaces, @agents, @versions, @kinds, @priorities, @runAts, @maxAttempts, @timeouts, @inputs, @keys, @hashes,
+            @schedules, @createdAts, @createdBys)
+            AS t(id, workspace, agent, version, kind, priority, run_at, max_attempts, timeout, input, key, hash, schedule, created_at, created_by)
+        """;
+
+    private const string PostgresOutbox = $"""
+        WITH created AS ({PostgresInsert} RETURNING "Id", "Priority", "RunAt")
+        INSERT INTO task_outbox ("TaskId", "Priority", "DueAt") SELECT "Id", "Priority", "RunAt" FROM created
+        """;
+
     private readonly Channel<Pending> _pending = Channel.CreateUnbounded<Pending>();
     private readonly IServiceScopeFactory _scopes;
+    private readonly NpgsqlDataSource? _postgres;
     private readonly Task[] _writers;
 
-    public TaskWriter(IServiceScopeFactory scopes, IOptions<StorageOptions> storage)
+    public TaskWriter(IServiceScopeFactory scopes, IServiceProvider services, IOptions<StorageOptions> storage)
     {
         _scopes = scopes;
+        _postgres = storage.Value.Provider == StorageOptions.Postgres ? (NpgsqlDataSource)services.GetRequiredService<DbDataSource>() : null;
         // SQLite takes one writer at a time anyway; PostgreSQL commits two groups in parallel, one per core here.
-        var writers = storage.Value.Provider == StorageOptions.Postgres ? 2 : 1;
+        var writers = _postgres is null ? 1 : 2;
         _writers = Enumerable.Range(0, writers).Select(_ => Task.Run(WriteLoopAsync)).ToArray();
     }
 
@@ -87,6 +109,11 @@ internal sealed class TaskWriter : IAsyncDisposable
 
     private async Task SaveAsync(List<Pending> group)
     {
+        if (_postgres is not null)
+        {
+            await InsertOnPostgresAsync(_postgres, group);
+            return;
+        }
         await using var scope = _scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
         foreach (var pending in group)
@@ -99,6 +126,41 @@ internal sealed class TaskWriter : IAsyncDisposable
         }
         // Not the submitter's token: once grouped, a submission is written whether or not its client waits.
         await db.SaveChangesAsync(CancellationToken.None);
+    }
+
+    /// <summary>
+    /// The same rows EF Core would write, in one round trip. A unique violation surfaces as EF Core reports it
+    /// (<see cref="DbUpdateException"/>), so callers handle both paths alike.
+    /// </summary>
+    private static async Task InsertOnPostgresAsync(NpgsqlDataSource postgres, List<Pending> group)
+    {
+        var tasks = group.SelectMany(p => p.Tasks).ToList();
+        await using var command = postgres.CreateCommand(group.Exists(p => p.Outbox) ? PostgresOutbox : PostgresInsert);
+        var parameters = command.Parameters;
+        parameters.AddWithValue("status", AgentTaskStatus.Queued);
+        parameters.AddWithValue("ids", tasks.Select(t => t.Id).ToArray());
+        parameters.AddWithValue("workspaces", tasks.Select(t => t.WorkspaceId).ToArray());
+        parameters.AddWithValue("agents", tasks.Select(t => t.AgentId).ToArray());
+        parameters.AddWithValue("versions", tasks.Select(t => t.AgentVersion).ToArray());
+        parameters.AddWithValue("kinds", tasks.Select(t => t.Kind).ToArray());
+        parameters.AddWithValue("priorities", tasks.Select(t => t.Priority).ToArray());
+        parameters.AddWithValue("runAts", tasks.Select(t => t.RunAt).ToArray());
+        parameters.AddWithValue("maxAttempts", tasks.Select(t => t.MaxAttempts).ToArray());
+        parameters.AddWithValue("timeouts", tasks.Select(t => t.TimeoutSeconds).ToArray());
+        parameters.AddWithValue("inputs", tasks.Select(t => t.Input).ToArray());
+        parameters.Add(new NpgsqlParameter<string?[]>("keys", tasks.Select(t => t.IdempotencyKey).ToArray()));
+        parameters.Add(new NpgsqlParameter<string?[]>("hashes", tasks.Select(t => t.RequestHash).ToArray()));
+        parameters.Add(new NpgsqlParameter<Guid?[]>("schedules", tasks.Select(t => t.ScheduleId).ToArray()));
+        parameters.AddWithValue("createdAts", tasks.Select(t => t.CreatedAt).ToArray());
+        parameters.Add(new NpgsqlParameter<Guid?[]>("createdBys", tasks.Select(t => t.CreatedBy).ToArray()));
+        try
+        {
+            await command.ExecuteNonQueryAsync(CancellationToken.None);
+        }
+        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UniqueViolation)
+        {
+            throw new DbUpdateException("A task's idempotency key was taken by a concurrent submission.", ex);
+        }
     }
 
     /// <summary>With RabbitMQ, each new task's row on the outbox, for the relay to publish.</summary>
