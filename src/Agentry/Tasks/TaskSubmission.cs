@@ -37,7 +37,6 @@ internal sealed class TaskSubmission(
             agents[id] = await AgentEndpoints.FindAsync(workspaceId, id, db, cache, ct);
         }
         var errors = new Dictionary<string, string[]>();
-        var runnable = handlers.Select(h => h.Kind).ToHashSet();
         foreach (var item in items)
         {
             var agent = agents[item.Request.AgentId!.Value];
@@ -45,7 +44,7 @@ internal sealed class TaskSubmission(
             {
                 errors[$"{item.Field}agentId"] = [$"Agent {item.Request.AgentId} was not found in this workspace."];
             }
-            else if (!runnable.Contains(agent.Kind))
+            else if (!handlers.Any(h => h.Kind == agent.Kind))
             {
                 return Refused(Problem.Unprocessable("agent_not_runnable",
                     $"{Where(item)}agent '{agent.Name}' is a {agent.Kind} agent, and {agent.Kind} agents cannot run tasks on this installation yet."));
@@ -127,17 +126,12 @@ internal sealed class TaskSubmission(
     /// </summary>
     private async Task WriteAsync(List<AgentTask> created, CancellationToken ct)
     {
-        var outbox = options.Value.Provider == TaskOptions.RabbitMq;
         if (db.Database.CurrentTransaction is null)
         {
-            await writer.WriteAsync(created, outbox);
+            await writer.WriteAsync(created);
             return;
         }
-        db.Tasks.AddRange(created);
-        if (outbox)
-        {
-            db.TaskOutbox.AddRange(TaskWriter.OutboxRows(created));
-        }
+        writer.AddTo(db, created);
         await db.SaveChangesAsync(ct);
     }
 

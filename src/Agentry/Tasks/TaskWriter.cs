@@ -39,13 +39,15 @@ internal sealed class TaskWriter : IAsyncDisposable
         """;
 
     private readonly Channel<Pending> _pending = Channel.CreateUnbounded<Pending>();
-    private readonly IServiceScopeFactory _scopes;
+    private readonly IServiceProvider _services;
     private readonly NpgsqlDataSource? _postgres;
+    private readonly bool _outbox;
     private readonly Task[] _writers;
 
-    public TaskWriter(IServiceScopeFactory scopes, IServiceProvider services, IOptions<StorageOptions> storage)
+    public TaskWriter(IServiceProvider services, IOptions<StorageOptions> storage, IOptions<TaskOptions> queue)
     {
-        _scopes = scopes;
+        _services = services;
+        _outbox = queue.Value.Provider == TaskOptions.RabbitMq;
         _postgres = storage.Value.Provider == StorageOptions.Postgres ? (NpgsqlDataSource)services.GetRequiredService<DbDataSource>() : null;
         // SQLite takes one writer at a time anyway; PostgreSQL commits two groups in parallel, one per core here.
         var writers = _postgres is null ? 1 : 2;
@@ -53,9 +55,9 @@ internal sealed class TaskWriter : IAsyncDisposable
     }
 
     /// <summary>Writes the tasks (and their outbox rows) atomically; completes once they are committed.</summary>
-    public Task WriteAsync(IReadOnlyList<AgentTask> tasks, bool outbox)
+    public Task WriteAsync(IReadOnlyList<AgentTask> tasks)
     {
-        var pending = new Pending(tasks, outbox);
+        var pending = new Pending(tasks);
         return _pending.Writer.TryWrite(pending)
             ? pending.Done.Task
             : Task.FromException(new OperationCanceledException("The service is stopping; the tasks were not submitted."));
@@ -111,19 +113,12 @@ internal sealed class TaskWriter : IAsyncDisposable
     {
         if (_postgres is not null)
         {
-            await InsertOnPostgresAsync(_postgres, group);
+            await InsertOnPostgresAsync(group);
             return;
         }
-        await using var scope = _scopes.CreateAsyncScope();
+        await using var scope = _services.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
-        foreach (var pending in group)
-        {
-            db.Tasks.AddRange(pending.Tasks);
-            if (pending.Outbox)
-            {
-                db.TaskOutbox.AddRange(OutboxRows(pending.Tasks));
-            }
-        }
+        AddTo(db, group.SelectMany(p => p.Tasks));
         // Not the submitter's token: once grouped, a submission is written whether or not its client waits.
         await db.SaveChangesAsync(CancellationToken.None);
     }
@@ -132,10 +127,10 @@ internal sealed class TaskWriter : IAsyncDisposable
     /// The same rows EF Core would write, in one round trip. A unique violation surfaces as EF Core reports it
     /// (<see cref="DbUpdateException"/>), so callers handle both paths alike.
     /// </summary>
-    private static async Task InsertOnPostgresAsync(NpgsqlDataSource postgres, List<Pending> group)
+    private async Task InsertOnPostgresAsync(List<Pending> group)
     {
         var tasks = group.SelectMany(p => p.Tasks).ToList();
-        await using var command = postgres.CreateCommand(group.Exists(p => p.Outbox) ? PostgresOutbox : PostgresInsert);
+        await using var command = _postgres!.CreateCommand(_outbox ? PostgresOutbox : PostgresInsert);
         var parameters = command.Parameters;
         parameters.AddWithValue("status", AgentTaskStatus.Queued);
         parameters.AddWithValue("ids", tasks.Select(t => t.Id).ToArray());
@@ -163,11 +158,18 @@ internal sealed class TaskWriter : IAsyncDisposable
         }
     }
 
-    /// <summary>With RabbitMQ, each new task's row on the outbox, for the relay to publish.</summary>
-    public static IEnumerable<TaskOutboxEntry> OutboxRows(IEnumerable<AgentTask> tasks) =>
-        tasks.Select(t => new TaskOutboxEntry { TaskId = t.Id, Priority = t.Priority, DueAt = t.RunAt });
+    /// <summary>Adds new tasks to a context, and with RabbitMQ each one's row on the outbox, for the relay to publish.</summary>
+    public void AddTo(AppDbContext db, IEnumerable<AgentTask> tasks)
+    {
+        var added = tasks.ToList();
+        db.Tasks.AddRange(added);
+        if (_outbox)
+        {
+            db.TaskOutbox.AddRange(added.Select(t => new TaskOutboxEntry { TaskId = t.Id, Priority = t.Priority, DueAt = t.RunAt }));
+        }
+    }
 
-    private sealed record Pending(IReadOnlyList<AgentTask> Tasks, bool Outbox)
+    private sealed record Pending(IReadOnlyList<AgentTask> Tasks)
     {
         public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
