@@ -66,9 +66,10 @@ public static class AgentEndpoints
     }
 
     internal static async Task<Results<CachedJson<Page<AgentResponse>>, ProblemHttpResult>> ListAsync(
-        [AsParameters] PageRequest page, [FromQuery] string? kind, CurrentWorkspace workspace, AppDbContext db, IFusionCache cache,
+        [AsParameters] PageRequest page, [FromQuery] string? kind, CurrentWorkspace workspace, HttpContext http, IFusionCache cache,
         IOptions<JsonOptions> json, CancellationToken ct)
     {
+        // The DbContext is rented only on a miss: on a hit, renting and resetting it would cost more than the rest of the handler.
         if (page.Resolve(Paging.NamedRowSorts, out var sort, out var after) is { } invalid)
         {
             return invalid;
@@ -80,7 +81,7 @@ public static class AgentEndpoints
         var body = await cache.GetOrSetAsync(
             $"agents:list:json:{workspace.Id}:{sort}:{kind}:{page.Size}:{page.Cursor}",
             async token => CachedJson<Page<AgentResponse>>.Serialize(
-                await Live(db, workspace.Id).Where(a => kind == null || a.Kind == kind).NamedRowPageAsync(sort, after, page.Size, a => a.ToResponse(), token),
+                await Live(http.RequestServices.GetRequiredService<AppDbContext>(), workspace.Id).Where(a => kind == null || a.Kind == kind).NamedRowPageAsync(sort, after, page.Size, a => a.ToResponse(), token),
                 json),
             tags: [Tag(workspace.Id)],
             token: ct);

@@ -2,6 +2,7 @@ using System.Buffers.Text;
 using System.ComponentModel.DataAnnotations;
 using System.Text.Json;
 using Agentry.Hosting;
+using Microsoft.Extensions.Validation;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.AspNetCore.Http.HttpResults;
 
@@ -10,7 +11,14 @@ namespace Agentry.Data;
 /// <summary>One page of a list and the cursor that continues it (null on the last page).</summary>
 public sealed record Page<T>(IReadOnlyList<T> Items, string? NextCursor);
 
-/// <summary>The query string of every list endpoint: <c>limit</c>, <c>cursor</c>, <c>sort</c>.</summary>
+/// <summary>
+/// The query string of every list endpoint: <c>limit</c>, <c>cursor</c>, <c>sort</c>. Checked by <see cref="Resolve"/>
+/// (the <c>[Range]</c> is for the API description): left to the validation filter, a list endpoint's every
+/// request would pay for it.
+/// </summary>
+#pragma warning disable ASP0029 // SkipValidation is marked experimental in .NET 10; the generator honours it
+[SkipValidation]
+#pragma warning restore ASP0029
 public sealed class PageRequest
 {
     public const int DefaultLimit = 50;
@@ -26,13 +34,17 @@ public sealed class PageRequest
     public int Size => Limit ?? DefaultLimit;
 
     /// <summary>
-    /// Checks <see cref="Sort"/> against the endpoint's allow-list (first entry is the default) and decodes
+    /// Checks <see cref="Limit"/>, <see cref="Sort"/> against the endpoint's allow-list (first entry is the default) and decodes
     /// <see cref="Cursor"/>; a 400 problem when either is wrong.
     /// </summary>
     public ProblemHttpResult? Resolve(string[] sorts, out string sort, out Cursor? after)
     {
         sort = Sort ?? sorts[0];
         after = null;
+        if (Limit is < 1 or > MaxLimit)
+        {
+            return Problem.Validation("limit", $"The field Limit must be between 1 and {MaxLimit}.");
+        }
         if (!sorts.Contains(sort))
         {
             return Problem.Validation("sort", $"Unknown sort '{sort}'. Allowed: {string.Join(", ", sorts)}.");

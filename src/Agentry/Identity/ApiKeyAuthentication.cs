@@ -26,18 +26,48 @@ internal sealed class ApiKeyGrants(IFusionCache cache, TimeProvider clock)
 
     private readonly ConcurrentDictionary<Guid, DateTime> _touched = new();
 
-    public ValueTask<ApiKeyGrant?> FindAsync(byte[] hash, AppDbContext db, CancellationToken ct) =>
+    public ValueTask<ApiKeyGrant?> FindAsync(byte[] hash, IServiceProvider services, CancellationToken ct) =>
         cache.GetOrSetAsync<ApiKeyGrant?>(
             Key(hash),
-            token => db.ApiKeys.AsNoTracking().Where(k => k.Hash == hash)
+            token => services.GetRequiredService<AppDbContext>().ApiKeys.AsNoTracking().Where(k => k.Hash == hash)
                 .Select(k => new ApiKeyGrant(k.Id, k.WorkspaceId, k.Prefix, k.Scopes.Split(' ', StringSplitOptions.None), k.ExpiresAt, k.RevokedAt, k.LastUsedAt))
                 .FirstOrDefaultAsync(token),
             Duration,
             ct);
 
+    /// <summary>The principal of a well-formed, known, unrevoked and unexpired key; otherwise the reason it is refused.</summary>
+    public async ValueTask<AuthenticateResult> AuthenticateAsync(HttpContext context, string credential, string scheme)
+    {
+        if (!ApiKeySecret.IsWellFormed(credential))
+        {
+            return AuthenticateResult.Fail("The API key is malformed.");
+        }
+        var services = context.RequestServices;
+        var grant = await FindAsync(ApiKeySecret.Hash(credential), services, context.RequestAborted);
+        if (grant is null || grant.RevokedAt is not null)
+        {
+            return AuthenticateResult.Fail("The API key is unknown or revoked.");
+        }
+        if (grant.ExpiresAt <= clock.UtcNow())
+        {
+            return AuthenticateResult.Fail("The API key has expired.");
+        }
+        await TouchAsync(grant, services, context.RequestAborted);
+
+        var identity = new ClaimsIdentity(BearerAuthentication.ApiKeyScheme, Claims.Name, Claims.Role);
+        identity.AddClaim(new Claim(AgentryClaims.KeyId, grant.Id.ToString()));
+        identity.AddClaim(new Claim(AgentryClaims.WorkspaceId, grant.WorkspaceId.ToString()));
+        identity.AddClaim(new Claim(Claims.Name, grant.Prefix));
+        foreach (var scope in grant.Scopes)
+        {
+            identity.AddClaim(new Claim(AgentryClaims.Scope, scope));
+        }
+        return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), scheme));
+    }
+
     public ValueTask ForgetAsync(byte[] hash, CancellationToken ct) => cache.RemoveAsync(Key(hash), token: ct);
 
-    public async Task TouchAsync(ApiKeyGrant grant, AppDbContext db, CancellationToken ct)
+    private async Task TouchAsync(ApiKeyGrant grant, IServiceProvider services, CancellationToken ct)
     {
         var now = clock.UtcNow();
         if (grant.LastUsedAt > now - TouchInterval)
@@ -49,7 +79,7 @@ internal sealed class ApiKeyGrants(IFusionCache cache, TimeProvider clock)
         {
             return;
         }
-        await db.ApiKeys.Where(k => k.Id == grant.Id).ExecuteUpdateAsync(s => s.SetProperty(k => k.LastUsedAt, now), ct);
+        await services.GetRequiredService<AppDbContext>().ApiKeys.Where(k => k.Id == grant.Id).ExecuteUpdateAsync(s => s.SetProperty(k => k.LastUsedAt, now), ct);
     }
 
     private static string Key(byte[] hash) => $"apikey:{Convert.ToHexString(hash)}";
@@ -57,7 +87,7 @@ internal sealed class ApiKeyGrants(IFusionCache cache, TimeProvider clock)
 
 /// <summary><c>Authorization: Bearer agt_…</c>: a workspace-bound principal carrying the key's scopes.</summary>
 internal sealed class ApiKeyAuthenticationHandler(
-    IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder, ApiKeyGrants grants, TimeProvider clock)
+    IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder, ApiKeyGrants grants)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     private const string BearerPrefix = "Bearer ";
@@ -74,35 +104,7 @@ internal sealed class ApiKeyAuthenticationHandler(
     protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
     {
         var credential = ReadCredential(Request);
-        if (credential.IsEmpty)
-        {
-            return AuthenticateResult.NoResult();
-        }
-        if (!ApiKeySecret.IsWellFormed(credential))
-        {
-            return AuthenticateResult.Fail("The API key is malformed.");
-        }
-        var db = Context.RequestServices.GetRequiredService<AppDbContext>();
-        var grant = await grants.FindAsync(ApiKeySecret.Hash(credential.ToString()), db, Context.RequestAborted);
-        if (grant is null || grant.RevokedAt is not null)
-        {
-            return AuthenticateResult.Fail("The API key is unknown or revoked.");
-        }
-        if (grant.ExpiresAt <= clock.UtcNow())
-        {
-            return AuthenticateResult.Fail("The API key has expired.");
-        }
-        await grants.TouchAsync(grant, db, Context.RequestAborted);
-
-        var identity = new ClaimsIdentity(BearerAuthentication.ApiKeyScheme, Claims.Name, Claims.Role);
-        identity.AddClaim(new Claim(AgentryClaims.KeyId, grant.Id.ToString()));
-        identity.AddClaim(new Claim(AgentryClaims.WorkspaceId, grant.WorkspaceId.ToString()));
-        identity.AddClaim(new Claim(Claims.Name, grant.Prefix));
-        foreach (var scope in grant.Scopes)
-        {
-            identity.AddClaim(new Claim(AgentryClaims.Scope, scope));
-        }
-        return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), Scheme.Name));
+        return credential.IsEmpty ? AuthenticateResult.NoResult() : await grants.AuthenticateAsync(Context, credential.ToString(), Scheme.Name);
     }
 
     protected override Task HandleChallengeAsync(AuthenticationProperties properties)

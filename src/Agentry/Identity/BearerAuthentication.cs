@@ -87,12 +87,46 @@ internal static class BearerAuthentication
     /// </summary>
     public static async Task AuthenticateAsync(HttpContext context, RequestDelegate next)
     {
-        var result = await context.AuthenticateAsync(Scheme);
-        if (result.Principal is { } principal)
+        if ((await QuickAuthenticateAsync(context) ?? (await context.AuthenticateAsync(Scheme)).Principal) is { } principal)
         {
             context.User = principal;
         }
         await next(context);
+    }
+
+    /// <summary>
+    /// The common cases without the authentication service's per-request handlers and scheme forwarding (a
+    /// tenth of a cached read's cost): an access token this node has validated before, checked for revocation
+    /// as always, or an API key. Anything else, and every refusal, takes the full path, which decides the same
+    /// way and explains its refusal in the challenge.
+    /// </summary>
+    private static async ValueTask<ClaimsPrincipal?> QuickAuthenticateAsync(HttpContext context)
+    {
+        var credential = ApiKeyAuthenticationHandler.ReadCredential(context.Request);
+        if (credential.IsEmpty)
+        {
+            return null;
+        }
+        var services = context.RequestServices;
+        if (credential.StartsWith(ApiKeySecret.Marker, StringComparison.Ordinal))
+        {
+            return (await services.GetRequiredService<ApiKeyGrants>().AuthenticateAsync(context, credential.ToString(), ApiKeyScheme)).Principal;
+        }
+        if (services.GetRequiredService<ValidatedTokens>().TryGetIdentity(credential.ToString(), context) is not { } identity
+            || identity.FindFirst(AgentryClaims.TokenId)?.Value is not { } tokenId)
+        {
+            return null;
+        }
+        try
+        {
+            return await services.GetRequiredService<TokenStatuses>().IsValidAsync(tokenId, services, context.RequestAborted)
+                ? new ClaimsPrincipal(identity)
+                : null;
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            return null;
+        }
     }
 
     private static string SelectScheme(HttpContext context)

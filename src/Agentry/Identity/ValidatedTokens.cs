@@ -1,3 +1,4 @@
+using System.Security.Claims;
 using Agentry.Data;
 using Microsoft.Extensions.Caching.Memory;
 using Microsoft.IdentityModel.JsonWebTokens;
@@ -22,10 +23,13 @@ internal sealed class ValidatedTokens(IHttpContextAccessor http, TimeProvider cl
     private readonly JsonWebTokenHandler _inner = new() { MapInboundClaims = false };
     private readonly MemoryCache _valid = new(new MemoryCacheOptions { SizeLimit = Capacity });
 
+    /// <summary>Whether the validation parameters name the issuer (set with the first remembered token; they never change).</summary>
+    private volatile bool _issuerConfigured;
+
     public override async Task<TokenValidationResult> ValidateTokenAsync(string token, TokenValidationParameters validationParameters)
     {
-        var key = CacheKey(token, validationParameters);
-        if (_valid.TryGetValue(key, out TokenValidationResult? known) && known!.SecurityToken.ValidTo > clock.UtcNow())
+        var key = CacheKey(token, validationParameters.ValidIssuer is not null, http.HttpContext);
+        if (TryGet(key) is { } known)
         {
             return new TokenValidationResult
             {
@@ -39,6 +43,7 @@ internal sealed class ValidatedTokens(IHttpContextAccessor http, TimeProvider cl
         var result = await _inner.ValidateTokenAsync(token, validationParameters);
         if (result.IsValid && result.SecurityToken.ValidTo > clock.UtcNow())
         {
+            _issuerConfigured = validationParameters.ValidIssuer is not null;
             var expires = new DateTimeOffset(result.SecurityToken.ValidTo, TimeSpan.Zero);
             var cap = clock.GetUtcNow() + MaxAge;
             _valid.Set(key, result, new MemoryCacheEntryOptions { AbsoluteExpiration = expires < cap ? expires : cap, Size = 1 });
@@ -46,14 +51,24 @@ internal sealed class ValidatedTokens(IHttpContextAccessor http, TimeProvider cl
         return result;
     }
 
+    /// <summary>
+    /// A copy of the identity of <paramref name="token"/> if it passed validation here and has not expired, for
+    /// <see cref="BearerAuthentication"/>'s quick path (which still checks revocation); otherwise null.
+    /// </summary>
+    public ClaimsIdentity? TryGetIdentity(string token, HttpContext context) =>
+        TryGet(CacheKey(token, _issuerConfigured, context))?.ClaimsIdentity.Clone();
+
+    private TokenValidationResult? TryGet(string key) =>
+        _valid.TryGetValue(key, out TokenValidationResult? known) && known!.SecurityToken.ValidTo > clock.UtcNow() ? known : null;
+
     public override SecurityToken ReadToken(string token) => _inner.ReadToken(token);
 
     public void Dispose() => _valid.Dispose();
 
     /// <summary>Without a configured issuer a token is valid only on the host it was issued for.</summary>
-    private string CacheKey(string token, TokenValidationParameters parameters)
+    private static string CacheKey(string token, bool issuerConfigured, HttpContext? context)
     {
-        if (parameters.ValidIssuer is not null || http.HttpContext is not { } context)
+        if (issuerConfigured || context is null)
         {
             return token;
         }

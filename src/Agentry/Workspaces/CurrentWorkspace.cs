@@ -3,6 +3,7 @@ using Agentry.Hosting;
 using Agentry.Identity;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Validation;
 using ZiggyCreatures.Caching.Fusion;
 
 namespace Agentry.Workspaces;
@@ -16,6 +17,10 @@ namespace Agentry.Workspaces;
 /// <item>without the header, a user who belongs to exactly one workspace acts in it; otherwise 400.</item>
 /// </list>
 /// </summary>
+// Resolved by the access rule, not read from input: without this the validation filter walks its properties on every request.
+#pragma warning disable ASP0029 // SkipValidation is marked experimental in .NET 10; the generator honours it
+[SkipValidation]
+#pragma warning restore ASP0029
 public sealed class CurrentWorkspace
 {
     public const string HeaderName = "Agentry-Workspace";
@@ -52,8 +57,8 @@ public sealed class CurrentWorkspace
         {
             return await ImpliedAsync(http, caller, ct);
         }
-        var db = http.RequestServices.GetRequiredService<AppDbContext>();
-        var cache = http.RequestServices.GetRequiredService<IFusionCache>();
+        var services = http.RequestServices;
+        var cache = services.GetRequiredService<IFusionCache>();
         // Only a platform administrator may name a workspace that does not exist without the name being checked by a
         // membership; for everyone else the role lookup that follows answers 404 for it. Slugs never change, so the
         // id a name stands for is cached (a deleted workspace's entry leads to that same 404).
@@ -61,7 +66,7 @@ public sealed class CurrentWorkspace
             ? parsed
             : await cache.GetOrSetAsync<Guid?>(
                 NamedCacheKey(named),
-                token => db.Workspaces.AsNoTracking().Where(w => w.Id == parsed || w.Slug == named).Select(w => (Guid?)w.Id).FirstOrDefaultAsync(token),
+                token => services.GetRequiredService<AppDbContext>().Workspaces.AsNoTracking().Where(w => w.Id == parsed || w.Slug == named).Select(w => (Guid?)w.Id).FirstOrDefaultAsync(token),
                 options => options.SetDuration(TimeSpan.FromMinutes(5)),
                 token: ct);
         return id is { } found && (caller.BoundWorkspaceId is null || caller.BoundWorkspaceId == found)
@@ -74,14 +79,14 @@ public sealed class CurrentWorkspace
 
     private static async Task<(Guid Id, ProblemHttpResult? Problem)> ImpliedAsync(HttpContext http, Caller caller, CancellationToken ct)
     {
-        var db = http.RequestServices.GetRequiredService<AppDbContext>();
-        var cache = http.RequestServices.GetRequiredService<IFusionCache>();
+        var services = http.RequestServices;
+        var cache = services.GetRequiredService<IFusionCache>();
         // Dropped with the user's /me (their memberships changed) and with any of these workspaces.
         var memberships = await cache.GetOrSetAsync<List<Guid>>(
             $"implied-workspace:{caller.UserId}",
             async (entry, token) =>
             {
-                var found = await db.Memberships.AsNoTracking().Where(m => m.UserId == caller.UserId)
+                var found = await services.GetRequiredService<AppDbContext>().Memberships.AsNoTracking().Where(m => m.UserId == caller.UserId)
                     .Select(m => m.WorkspaceId).Take(2).ToListAsync(token);
                 entry.Tags = [MeEndpoints.MeTag(caller.UserId), .. found.Select(Caller.MembershipTag)];
                 return found;
