@@ -1,3 +1,5 @@
+using Agentry.Identity;
+
 namespace Agentry.Hosting;
 
 /// <summary>The conventions shared by the resource route groups under <c>/api/v1</c>, so each feature states only its own.</summary>
@@ -8,7 +10,7 @@ public static class ApiGroups
     /// documented with the problems any of them can answer (a missing header can be a 400, an unknown workspace a 404).
     /// </summary>
     public static RouteGroupBuilder MapWorkspaceResource(this IEndpointRouteBuilder endpoints, string prefix, string tag) =>
-        endpoints.MapGroup(prefix).WithTags(tag).RequireAuthorization()
+        endpoints.MapGroup(prefix).WithTags(tag).RequireSignedIn()
             .ProducesValidationProblem().ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden)
             .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status500InternalServerError);
 

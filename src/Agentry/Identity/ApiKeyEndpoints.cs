@@ -31,7 +31,7 @@ internal static class ApiKeyEndpoints
     public static void MapApiKeys(this IEndpointRouteBuilder endpoints)
     {
         var group = endpoints.MapGroup("/api/v1/workspaces/{workspaceId:guid}/api-keys").WithTags("API keys")
-            .RequireAuthorization().RequireScope(ApiKeyScopes.Admin).RequireWorkspaceRole(Roles.Admin)
+            .RequireScope(ApiKeyScopes.Admin).RequireWorkspaceRole(Roles.Admin)
             .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden)
             .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status500InternalServerError);
         group.MapPost("/", CreateAsync).WithName("CreateApiKey").WithSummary("Create an API key; the response is the only time the key is shown")

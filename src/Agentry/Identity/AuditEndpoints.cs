@@ -41,7 +41,7 @@ internal static class AuditEndpoints
 
     public static void MapAudit(this IEndpointRouteBuilder endpoints)
     {
-        var group = endpoints.MapGroup("/api/v1/audit").WithTags("Audit").RequireAuthorization()
+        var group = endpoints.MapGroup("/api/v1/audit").WithTags("Audit").RequireSignedIn()
             .RequireScope(ApiKeyScopes.Admin).RequireWorkspaceRole(Roles.Admin)
             .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden)
             .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status500InternalServerError);

@@ -4,7 +4,6 @@ using Microsoft.AspNetCore.Identity;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.Tokens;
 using OpenIddict.Server;
-using Microsoft.AspNetCore.Authorization;
 using static OpenIddict.Abstractions.OpenIddictConstants;
 
 namespace Agentry.Identity;
@@ -62,9 +61,6 @@ public static class IdentityExtensions
 
         services.AddSingleton<ApiKeyGrants>();
         services.AddBearerAuthentication(external.Enabled);
-        services.AddAuthorization();
-        services.AddSingleton<IAuthorizationHandler, ScopeAuthorizationHandler>();
-        services.AddSingleton<IAuthorizationMiddlewareResultHandler, ProblemAuthorizationResultHandler>();
         return builder;
     }
 
@@ -84,9 +80,9 @@ public static class IdentityExtensions
         // WebApplication adds UseAuthentication() at the very front of the pipeline unless this marker
         // is set on the app itself; the branch above sets it only on the branch.
         ((IApplicationBuilder)app).Properties["__AuthenticationMiddlewareSet"] = true;
-        // Around authorization and the endpoints, so it sees the 403s of policies and of handlers alike.
+        // Around the access rules and the endpoints, so it sees the 403s of both.
         app.UseWhen(static context => context.Request.Path.StartsWithSegments("/api"), static branch => branch.Use(AuditTrail.RecordDenialsAsync));
-        app.UseAuthorization();
+        app.Use(AccessRules.EnforceAsync);
         return app;
     }
 
@@ -99,7 +95,7 @@ public static class IdentityExtensions
     public static IEndpointRouteBuilder MapIdentity(this IEndpointRouteBuilder endpoints)
     {
         endpoints.MapPost("/connect/token", TokenEndpoints.ExchangeAsync).RequireRateLimiting(RateLimitPolicies.SignIn).ExcludeFromDescription();
-        endpoints.MapGroup("/api/v1/me").WithTags("Identity").RequireAuthorization()
+        endpoints.MapGroup("/api/v1/me").WithTags("Identity").RequireSignedIn()
             .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status500InternalServerError)
             .MapGet("/", MeEndpoints.GetAsync).WithName("GetMe").WithSummary("The signed-in user and their workspaces");
         endpoints.MapUsers();

@@ -14,7 +14,7 @@ internal static class MemberEndpoints
 
     public static void MapMembers(this IEndpointRouteBuilder endpoints)
     {
-        var group = endpoints.MapGroup("/api/v1/workspaces/{workspaceId:guid}/members").WithTags("Members").RequireAuthorization()
+        var group = endpoints.MapGroup("/api/v1/workspaces/{workspaceId:guid}/members").WithTags("Members").RequireSignedIn()
             .RequireScope(ApiKeyScopes.Admin).RequireWorkspaceRole(Roles.Viewer)
             .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status500InternalServerError);

@@ -33,7 +33,7 @@ internal static class ServiceAccountEndpoints
     public static void MapServiceAccounts(this IEndpointRouteBuilder endpoints)
     {
         var group = endpoints.MapGroup("/api/v1/workspaces/{workspaceId:guid}/service-accounts").WithTags("Service accounts")
-            .RequireAuthorization().RequireScope(ApiKeyScopes.Admin).RequireWorkspaceRole(Roles.Admin)
+            .RequireScope(ApiKeyScopes.Admin).RequireWorkspaceRole(Roles.Admin)
             .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden)
             .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status500InternalServerError);
         group.MapPost("/", CreateAsync).WithName("CreateServiceAccount")

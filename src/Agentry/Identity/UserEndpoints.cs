@@ -14,7 +14,7 @@ internal static class UserEndpoints
 
     public static void MapUsers(this IEndpointRouteBuilder endpoints)
     {
-        var group = endpoints.MapGroup("/api/v1/users").WithTags("Users").RequireAuthorization().RequirePlatformAdmin()
+        var group = endpoints.MapGroup("/api/v1/users").WithTags("Users").RequireSignedIn().RequirePlatformAdmin()
             .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden)
             .ProducesProblem(StatusCodes.Status500InternalServerError);
         group.MapPost("/", CreateAsync).WithName("CreateUser").WithSummary("Create a user (platform administrators)")

@@ -14,7 +14,7 @@ public static class WorkspaceEndpoints
 
     public static IEndpointRouteBuilder MapWorkspaces(this IEndpointRouteBuilder endpoints)
     {
-        var group = endpoints.MapGroup("/api/v1/workspaces").WithTags("Workspaces").RequireAuthorization()
+        var group = endpoints.MapGroup("/api/v1/workspaces").WithTags("Workspaces").RequireSignedIn()
             .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status500InternalServerError);
 
         group.MapPost("/", CreateAsync).WithName("CreateWorkspace").WithSummary("Create a workspace (platform administrators); the creator owns it")

@@ -3,7 +3,6 @@ using System.Text.Json;
 using Agentry.Identity;
 using Agentry.Tests.Infrastructure;
 using Agentry.Workspaces;
-using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
@@ -160,7 +159,7 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
         {
             return [403];
         }
-        var scopes = metadata.OfType<AuthorizationPolicy>().SelectMany(p => p.Requirements).OfType<ScopeRequirement>();
+        var scopes = metadata.GetOrderedMetadata<ScopeRequirement>();
         if (principal.IsKey && scopes.Any(s => !ApiKeyScopes.Grants(principal.Scopes!, s.Scope)))
         {
             return [403, 404];

@@ -26,6 +26,29 @@ public sealed class WorkspaceAccessTests(SqliteFixture fixture) : IClassFixture<
         Assert.DoesNotContain(listed.Items, w => w.Id == workspace.Id);
     }
 
+    [Fact]
+    public async Task Anonymous_requests_are_refused_before_their_body_is_read()
+    {
+        var anonymous = _app.Client();
+        var malformed = new StringContent("{ not json", Encoding.UTF8, "application/json");
+
+        var response = await anonymous.PostAsync("/api/v1/agents", malformed);
+
+        // 401 with the bearer challenge, not the 400 that parsing the body would give.
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        Assert.Contains("Bearer", response.Headers.WwwAuthenticate.ToString());
+    }
+
+    [Fact]
+    public async Task A_key_without_the_scope_is_refused_before_its_body_is_read()
+    {
+        var workspace = await CreateWorkspaceAsync();
+        var key = _app.KeyClient(await AgentryApp.CreateApiKeyAsync(_admin, workspace.Id, ApiKeyScopes.AgentsRead));
+
+        await (await key.PostAsync("/api/v1/agents", new StringContent("{ not json", Encoding.UTF8, "application/json")))
+            .AssertProblemAsync(HttpStatusCode.Forbidden, "forbidden");
+    }
+
     [Theory]
     [InlineData(Roles.Viewer, HttpStatusCode.OK, HttpStatusCode.Forbidden, HttpStatusCode.Forbidden)]
     [InlineData(Roles.Member, HttpStatusCode.OK, HttpStatusCode.Forbidden, HttpStatusCode.Forbidden)]
