@@ -60,21 +60,14 @@ public sealed class OllamaProtocolTests : ProviderProtocolTests
         Assert.True(sent.GetProperty("stream").GetBoolean());
         Assert.Equal(131072, sent.GetProperty("options").GetProperty("num_ctx").GetInt32());
         Assert.Equal(0, sent.GetProperty("options").GetProperty("temperature").GetDouble());
-        Assert.Equal(
-            [("system", "Be brief."), ("user", "Say hello")],
-            sent.GetProperty("messages").EnumerateArray().Select(m => (m.GetProperty("role").GetString(), m.GetProperty("content").GetString())));
+        Assert.Equal([("system", "Be brief."), ("user", "Say hello")], Messages(sent, content => content.GetString()));
     }
 
     [Fact]
     public async Task Protocol_against_a_stand_in_answers_whole_when_not_streaming()
     {
-        var model = await ResolveAsync("ollama/gemma:2b");
+        var sent = await AnswerWholeAsync("ollama/gemma:2b", "/api/chat", (26, 3));
 
-        var response = await model.Client.GetResponseAsync("Say hello", cancellationToken: TestContext.Current.CancellationToken);
-
-        Assert.Equal("Hello there", response.Text);
-        Assert.Equal((26, 3), (response.Usage!.InputTokenCount, response.Usage.OutputTokenCount));
-        var sent = Server.Single("POST", "/api/chat").Body!.Value;
         Assert.Equal("gemma:2b", sent.GetProperty("model").GetString());
         Assert.Equal(8192, sent.GetProperty("options").GetProperty("num_ctx").GetInt32());
     }

@@ -1,6 +1,8 @@
+using System.Text.Json;
 using Agentry.Models;
 using Agentry.Tests.Infrastructure;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Agentry.Tests.Models;
@@ -28,6 +30,25 @@ public abstract class ProviderProtocolTests : IAsyncLifetime
 
     internal async Task<ChatModel> ResolveAsync(string id) =>
         await Catalog.ResolveAsync(id, TestContext.Current.CancellationToken) ?? throw new Xunit.Sdk.XunitException($"{id} did not resolve");
+
+    /// <summary>
+    /// Asks <paramref name="id"/> for a whole (not streamed) answer, checks it is the stand-in's "Hello there" with its
+    /// token counts, and returns the body of the one chat request the stand-in received at <paramref name="path"/>.
+    /// </summary>
+    internal async Task<JsonElement> AnswerWholeAsync(string id, string path, (long Prompt, long Completion) usage)
+    {
+        var model = await ResolveAsync(id);
+
+        var response = await model.Client.GetResponseAsync("Say hello", cancellationToken: TestContext.Current.CancellationToken);
+
+        Assert.Equal("Hello there", response.Text);
+        Assert.Equal(usage, (response.Usage!.InputTokenCount!.Value, response.Usage.OutputTokenCount!.Value));
+        return Server.Single("POST", path).Body!.Value;
+    }
+
+    /// <summary>The role and text of each message a chat request sent.</summary>
+    internal static IEnumerable<(string?, string?)> Messages(JsonElement body, Func<JsonElement, string?> text) =>
+        body.GetProperty("messages").EnumerateArray().Select(m => (m.GetProperty("role").GetString(), text(m.GetProperty("content"))));
 
     public async ValueTask DisposeAsync()
     {
