@@ -24,9 +24,9 @@ internal sealed class LlamaCppModels(ILogger<LlamaCppModels> logger) : IAsyncDis
 
     private async Task<LLamaWeights> LoadAsync(string path)
     {
-        UseCpuBackend(logger);
         try
         {
+            UseCpuBackend(logger);
             var weights = await LLamaWeights.LoadFromFileAsync(new ModelParams(path) { GpuLayerCount = 0 });
             ModelLog.GgufLoaded(logger, path, weights.ContextSize, weights.SizeInBytes);
             return weights;
