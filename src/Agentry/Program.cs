@@ -2,6 +2,7 @@ using Agentry.Agents;
 using Agentry.Data;
 using Agentry.Hosting;
 using Agentry.Identity;
+using Agentry.Models;
 using Agentry.Tasks;
 using Agentry.Workspaces;
 
@@ -20,6 +21,7 @@ builder.AddEgressGuard();
 builder.AddAgentryIdentity();
 builder.AddAgentryRateLimiting();
 builder.AddTasks();
+builder.AddModels();
 
 var app = builder.BuildAgentry();
 
@@ -34,6 +36,7 @@ app.MapWorkspaces();
 app.MapAgents();
 app.MapTasks();
 app.MapSchedules();
+app.MapModels();
 
 return await app.RunAgentryAsync(args);
 

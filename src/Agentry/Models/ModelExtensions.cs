@@ -1,0 +1,77 @@
+using Agentry.Hosting;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Trace;
+
+namespace Agentry.Models;
+
+public static class ModelExtensions
+{
+    /// <summary>The HTTP client model servers are called with.</summary>
+    internal const string HttpClientName = "models";
+
+    /// <summary>
+    /// Chat model providers (section <c>Agentry:Llm</c>) and the catalog of their models. Provider libraries (OllamaSharp,
+    /// the OpenAI SDK, LLamaSharp and llama.cpp) are loaded only for kinds that are configured; with none configured
+    /// there are no models and nothing is loaded or downloaded.
+    /// </summary>
+    public static IHostApplicationBuilder AddModels(this IHostApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddOptions<ModelOptions>().BindConfiguration(ModelOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<IValidateOptions<ModelOptions>, ModelOptionsValidator>();
+        services.AddSingleton<ModelCatalog>();
+
+        var options = builder.Configuration.GetSection(ModelOptions.SectionName).Get<ModelOptions>() ?? new();
+        if (options.Providers.Count == 0)
+        {
+            return builder;
+        }
+        // The one switch that picks each provider's implementation; the options validator names a wrong kind.
+        foreach (var provider in options.Providers)
+        {
+            switch (provider.Kind)
+            {
+                case ModelProviderOptions.Ollama:
+                    AddOllama(services, provider);
+                    break;
+                case ModelProviderOptions.OpenAi:
+                    AddOpenAi(services, provider);
+                    break;
+                case ModelProviderOptions.LlamaCpp:
+                    AddLlamaCpp(services, provider);
+                    break;
+            }
+        }
+        // Model servers are chosen by the operator, not by users, so they are called directly and not through the
+        // egress guard (which exists to stop user-supplied URLs from reaching private addresses; model servers
+        // usually live on exactly such addresses). Connecting is bounded; generating may take as long as it takes.
+        services.AddHttpClient(HttpClientName)
+            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler
+            {
+                ConnectTimeout = options.ConnectTimeout,
+                PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+            })
+            .ConfigureHttpClient(client => client.Timeout = Timeout.InfiniteTimeSpan);
+        services.ConfigureOpenTelemetryMeterProvider(metrics => metrics.AddMeter(ModelCatalog.TelemetrySource));
+        services.ConfigureOpenTelemetryTracerProvider(tracing => tracing.AddSource(ModelCatalog.TelemetrySource));
+        services.AddHealthChecks().AddCheck<ModelHealthCheck>(
+            "models", HealthStatus.Degraded, [HealthExtensions.ReadyTag], HealthExtensions.CheckTimeout);
+        return builder;
+    }
+
+    // Methods of their own, so that a provider's library is loaded only when one of its kind is configured.
+    private static void AddOllama(IServiceCollection services, ModelProviderOptions provider) =>
+        services.AddSingleton<IModelProvider>(sp => new OllamaModelProvider(provider, sp.GetRequiredService<IHttpClientFactory>()));
+
+    private static void AddOpenAi(IServiceCollection services, ModelProviderOptions provider) =>
+        services.AddSingleton<IModelProvider>(sp => new OpenAiModelProvider(provider, sp.GetRequiredService<IHttpClientFactory>()));
+
+    private static void AddLlamaCpp(IServiceCollection services, ModelProviderOptions provider)
+    {
+        services.TryAddSingleton<LlamaCppModels>();
+        services.AddSingleton<IModelProvider>(sp => new LlamaCppModelProvider(provider, sp.GetRequiredService<LlamaCppModels>()));
+    }
+}

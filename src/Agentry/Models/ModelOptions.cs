@@ -1,0 +1,149 @@
+using System.ComponentModel.DataAnnotations;
+using System.Text.RegularExpressions;
+using Microsoft.Extensions.Options;
+
+namespace Agentry.Models;
+
+/// <summary>The chat model providers an operator configured. Section <c>Agentry:Llm</c>; none configured means no models.</summary>
+public sealed class ModelOptions
+{
+    public const string SectionName = "Agentry:Llm";
+
+    public List<ModelProviderOptions> Providers { get; set; } = [];
+
+    /// <summary>How long a provider's model list is reused before it is asked again.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00", ErrorMessage = "Agentry:Llm:CatalogDuration must be between 00:00:01 and 01:00:00.")]
+    public TimeSpan CatalogDuration { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long a provider that failed to list its models is reported down before it is asked again.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00", ErrorMessage = "Agentry:Llm:FailureDuration must be between 00:00:00.100 and 00:10:00.")]
+    public TimeSpan FailureDuration { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long listing one provider's models may take (all its endpoints together).</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:05:00", ErrorMessage = "Agentry:Llm:ListTimeout must be between 00:00:00.100 and 00:05:00.")]
+    public TimeSpan ListTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long opening a connection to a model server may take; generation itself may take much longer.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:01:00", ErrorMessage = "Agentry:Llm:ConnectTimeout must be between 00:00:00.100 and 00:01:00.")]
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(5);
+}
+
+/// <summary>One model provider: a server kind with its endpoints, or a GGUF file run in-process.</summary>
+public sealed class ModelProviderOptions
+{
+    public const string Ollama = "ollama";
+    public const string OpenAi = "openai";
+    public const string LlamaCpp = "llamacpp";
+
+    /// <summary>The first part of a model id (<c>local/tiny</c>): lower-case letters, digits, '.', '_' or '-'.</summary>
+    public string Name { get; set; } = "";
+
+    /// <summary><c>ollama</c>, <c>openai</c> (any OpenAI-compatible server) or <c>llamacpp</c> (in-process).</summary>
+    public string Kind { get; set; } = "";
+
+    /// <summary>
+    /// HTTP kinds: the server's base URLs, the first one answering serves. Ollama: <c>http://host:11434</c>;
+    /// OpenAI-compatible: the API base as OpenAI clients take it, <c>http://host:8000/v1</c>.
+    /// </summary>
+    public List<string> Endpoints { get; set; } = [];
+
+    /// <summary>OpenAI-compatible servers only: sent as <c>Authorization: Bearer</c>.</summary>
+    public string? ApiKey { get; set; }
+
+    /// <summary>llamacpp only: the GGUF file; the model is named after the file (<c>tiny.gguf</c> → <c>tiny</c>).</summary>
+    public string? Path { get; set; }
+
+    /// <summary>llamacpp only: the context window; unset means the one the model was trained with.</summary>
+    public int? ContextSize { get; set; }
+
+    /// <summary>llamacpp only: CPU threads one generation uses.</summary>
+    public int? Threads { get; set; }
+
+    /// <summary>The model name a llamacpp provider offers.</summary>
+    internal string FileModelName => System.IO.Path.GetFileNameWithoutExtension(Path ?? "");
+}
+
+internal sealed partial class ModelOptionsValidator : IValidateOptions<ModelOptions>
+{
+    public ValidateOptionsResult Validate(string? name, ModelOptions options)
+    {
+        var errors = new List<string>();
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < options.Providers.Count; i++)
+        {
+            var provider = options.Providers[i];
+            var key = $"{ModelOptions.SectionName}:Providers:{i}";
+            if (!ProviderName().IsMatch(provider.Name))
+            {
+                errors.Add($"{key}:Name is '{provider.Name}'; it must be 1-40 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit.");
+            }
+            else if (!names.Add(provider.Name))
+            {
+                errors.Add($"{key}:Name '{provider.Name}' is used by another provider; names must be unique.");
+            }
+            switch (provider.Kind)
+            {
+                case ModelProviderOptions.Ollama or ModelProviderOptions.OpenAi:
+                    CheckEndpoints(provider, key, errors);
+                    break;
+                case ModelProviderOptions.LlamaCpp:
+                    CheckFile(provider, key, errors);
+                    break;
+                default:
+                    errors.Add($"{key}:Kind is '{provider.Kind}'; allowed: ollama, openai, llamacpp.");
+                    break;
+            }
+        }
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    private static void CheckEndpoints(ModelProviderOptions provider, string key, List<string> errors)
+    {
+        if (provider.Endpoints.Count == 0)
+        {
+            errors.Add($"{key}:Endpoints needs at least one http(s) URL for kind {provider.Kind}.");
+        }
+        for (var e = 0; e < provider.Endpoints.Count; e++)
+        {
+            if (!Uri.TryCreate(provider.Endpoints[e], UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+            {
+                errors.Add($"{key}:Endpoints:{e} is '{provider.Endpoints[e]}'; it must be an absolute http or https URL.");
+            }
+        }
+        if (provider.Path is not null || provider.ContextSize is not null || provider.Threads is not null)
+        {
+            errors.Add($"{key}: Path, ContextSize and Threads apply to kind llamacpp only.");
+        }
+        if (provider.ApiKey is not null && provider.Kind != ModelProviderOptions.OpenAi)
+        {
+            errors.Add($"{key}:ApiKey applies to kind openai only.");
+        }
+    }
+
+    private static void CheckFile(ModelProviderOptions provider, string key, List<string> errors)
+    {
+        if (string.IsNullOrWhiteSpace(provider.Path))
+        {
+            errors.Add($"{key}:Path must name a GGUF file for kind llamacpp.");
+        }
+        else if (!File.Exists(provider.Path))
+        {
+            errors.Add($"{key}:Path '{provider.Path}' does not exist or is not a file.");
+        }
+        if (provider.ContextSize is < 16 or > 1_048_576)
+        {
+            errors.Add($"{key}:ContextSize must be between 16 and 1048576.");
+        }
+        if (provider.Threads is < 1 or > 256)
+        {
+            errors.Add($"{key}:Threads must be between 1 and 256.");
+        }
+        if (provider.Endpoints.Count > 0 || provider.ApiKey is not null)
+        {
+            errors.Add($"{key}: Endpoints and ApiKey apply to kinds ollama and openai only.");
+        }
+    }
+
+    [GeneratedRegex("^[a-z0-9][a-z0-9._-]{0,39}$")]
+    private static partial Regex ProviderName();
+}
