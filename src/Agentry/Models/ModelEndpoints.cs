@@ -8,7 +8,7 @@ public static class ModelEndpoints
     /// <summary><c>GET /api/v1/models</c>: any signed-in user, or a key or service account with the <c>chat</c> scope.</summary>
     public static IEndpointRouteBuilder MapModels(this IEndpointRouteBuilder endpoints)
     {
-        var group = endpoints.MapGroup("/api/v1/models").WithTags("Models").RequireAuthorization()
+        var group = endpoints.MapGroup("/api/v1/models").WithTags("Models").RequireSignedIn()
             .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden)
             .ProducesProblem(StatusCodes.Status500InternalServerError);
         group.MapGet("/", ListAsync).WithName("ListModels")
