@@ -89,17 +89,18 @@ public static class AgentEndpoints
     }
 
     internal static async Task<Results<Ok<AgentResponse>, ProblemHttpResult>> GetAsync(
-        Guid id, CurrentWorkspace workspace, AppDbContext db, IFusionCache cache, CancellationToken ct)
+        Guid id, CurrentWorkspace workspace, HttpContext http, IFusionCache cache, CancellationToken ct)
     {
-        var agent = await FindAsync(workspace.Id, id, db, cache, ct);
+        var agent = await FindAsync(workspace.Id, id, http.RequestServices.GetRequiredService<AppDbContext>, cache, ct);
         return agent is null ? NotFound(id) : TypedResults.Ok(agent);
     }
 
     /// <summary>A live agent of the workspace as it is now, from the cache the agent reads share.</summary>
-    internal static ValueTask<AgentResponse?> FindAsync(Guid workspaceId, Guid id, AppDbContext db, IFusionCache cache, CancellationToken ct) =>
+    /// <summary>The agent as it is now, cached; <paramref name="db"/> is called only on a miss (a hit rents no context).</summary>
+    internal static ValueTask<AgentResponse?> FindAsync(Guid workspaceId, Guid id, Func<AppDbContext> db, IFusionCache cache, CancellationToken ct) =>
         cache.GetOrSetAsync(
             $"agent:{workspaceId}:{id}",
-            async token => (await Live(db, workspaceId).FirstOrDefaultAsync(a => a.Id == id, token))?.ToResponse(),
+            async token => (await Live(db(), workspaceId).FirstOrDefaultAsync(a => a.Id == id, token))?.ToResponse(),
             tags: [Tag(workspaceId)],
             token: ct);
 

@@ -186,7 +186,7 @@ public static class ScheduleEndpoints
         {
             errors["timeZone"] = [$"'{target.TimeZone}' is not a known IANA time zone id (such as UTC or Europe/Berlin)."];
         }
-        var agent = target.CheckAgent ? await AgentEndpoints.FindAsync(target.WorkspaceId, target.AgentId, db, cache, ct) : null;
+        var agent = target.CheckAgent ? await AgentEndpoints.FindAsync(target.WorkspaceId, target.AgentId, () => db, cache, ct) : null;
         if (target.CheckAgent && agent is null)
         {
             errors["agentId"] = [$"Agent {target.AgentId} was not found in this workspace."];

@@ -117,7 +117,7 @@ internal sealed class ScheduleRunner(
         }
         // The submission joins the transaction: it writes through this scope's context.
         var outcome = await scope.ServiceProvider.GetRequiredService<TaskSubmission>().SubmitAsync(
-            schedule.WorkspaceId, [new(schedule.ToTask(fire), ScheduleContracts.IdempotencyKey(schedule.Id, fire), ScheduleId: schedule.Id)], null, ct);
+            schedule.WorkspaceId, [new(schedule.ToTask(fire), ScheduleContracts.IdempotencyKey(schedule.Id, fire), ScheduleId: schedule.Id)], null, ct, transaction: db);
         Guid? taskId = null;
         if (outcome.Problem is { } problem)
         {

@@ -18,7 +18,7 @@ namespace Agentry.Tasks;
 /// both submit through here.
 /// </summary>
 internal sealed class TaskSubmission(
-    AppDbContext db, IFusionCache cache, TimeProvider clock, IOptions<TaskOptions> options, TaskWriter writer, TaskSignal signal,
+    IServiceProvider services, IFusionCache cache, TimeProvider clock, IOptions<TaskOptions> options, TaskWriter writer, TaskSignal signal,
     TaskMetrics metrics, IEnumerable<ITaskHandler> handlers)
 {
     /// <summary>One task to create; <paramref name="Field"/> prefixes its field errors (<c>tasks[3].</c> in a batch).</summary>
@@ -29,12 +29,25 @@ internal sealed class TaskSubmission(
 
     private const int InsertTries = 3;
 
-    public async Task<Outcome> SubmitAsync(Guid workspaceId, IReadOnlyList<Item> items, Guid? actor, CancellationToken ct)
+    private AppDbContext? _db;
+
+    /// <summary>
+    /// The scope's context, rented only when a submission needs it (an agent or an idempotency key not in the cache,
+    /// a caller's transaction): a plain submission is written by <see cref="TaskWriter"/> with its own connection.
+    /// </summary>
+    private AppDbContext Db => _db ??= services.GetRequiredService<AppDbContext>();
+
+    /// <summary>
+    /// Submits the items; with <paramref name="transaction"/> (this scope's context, holding an open transaction:
+    /// the scheduler's slot claim) the tasks are written in that transaction instead of a shared group commit.
+    /// </summary>
+    public async Task<Outcome> SubmitAsync(
+        Guid workspaceId, IReadOnlyList<Item> items, Guid? actor, CancellationToken ct, AppDbContext? transaction = null)
     {
         var agents = new Dictionary<Guid, AgentResponse?>();
         foreach (var id in items.Select(i => i.Request.AgentId!.Value).Distinct())
         {
-            agents[id] = await AgentEndpoints.FindAsync(workspaceId, id, db, cache, ct);
+            agents[id] = await AgentEndpoints.FindAsync(workspaceId, id, () => Db, cache, ct);
         }
         var errors = new Dictionary<string, string[]>();
         foreach (var item in items)
@@ -57,12 +70,12 @@ internal sealed class TaskSubmission(
 
         for (var attempt = 1; ; attempt++)
         {
-            var outcome = await TryInsertAsync(workspaceId, items, agents!, actor, ct);
+            var outcome = await TryInsertAsync(workspaceId, items, agents!, actor, transaction, ct);
             if (outcome is not null)
             {
                 return outcome;
             }
-            db.ChangeTracker.Clear();
+            _db?.ChangeTracker.Clear();
             if (attempt == InsertTries)
             {
                 return Refused(Problem.Conflict("idempotency_key_in_use",
@@ -73,12 +86,12 @@ internal sealed class TaskSubmission(
 
     /// <summary>One try; null when a concurrent request took one of the idempotency keys first (then try again: it is now found).</summary>
     private async Task<Outcome?> TryInsertAsync(
-        Guid workspaceId, IReadOnlyList<Item> items, Dictionary<Guid, AgentResponse> agents, Guid? actor, CancellationToken ct)
+        Guid workspaceId, IReadOnlyList<Item> items, Dictionary<Guid, AgentResponse> agents, Guid? actor, AppDbContext? transaction, CancellationToken ct)
     {
         var keys = items.Where(i => i.IdempotencyKey is not null).Select(i => i.IdempotencyKey!).Distinct().ToList();
         var existing = keys.Count == 0
             ? []
-            : await db.Tasks.AsNoTracking().Where(t => t.WorkspaceId == workspaceId && keys.Contains(t.IdempotencyKey!)).ToDictionaryAsync(t => t.IdempotencyKey!, ct);
+            : await Db.Tasks.AsNoTracking().Where(t => t.WorkspaceId == workspaceId && keys.Contains(t.IdempotencyKey!)).ToDictionaryAsync(t => t.IdempotencyKey!, ct);
         var now = clock.UtcNow();
         var results = new List<(bool, AgentTask)>(items.Count);
         var created = new List<AgentTask>();
@@ -109,7 +122,7 @@ internal sealed class TaskSubmission(
         }
         try
         {
-            await WriteAsync(created, ct);
+            await WriteAsync(created, transaction, ct);
         }
         catch (DbUpdateException ex) when (ex.IsUniqueViolation() && keys.Count > 0)
         {
@@ -120,19 +133,16 @@ internal sealed class TaskSubmission(
         return new Outcome(results, null);
     }
 
-    /// <summary>
-    /// Through the shared group commit, unless the caller has a transaction open on this scope's context (the
-    /// scheduler claims a slot and creates its task atomically): then the tasks are part of that transaction.
-    /// </summary>
-    private async Task WriteAsync(List<AgentTask> created, CancellationToken ct)
+    /// <summary>Through the shared group commit, or in the caller's open transaction when it passed its context.</summary>
+    private async Task WriteAsync(List<AgentTask> created, AppDbContext? transaction, CancellationToken ct)
     {
-        if (db.Database.CurrentTransaction is null)
+        if (transaction is null)
         {
             await writer.WriteAsync(created);
             return;
         }
-        writer.AddTo(db, created);
-        await db.SaveChangesAsync(ct);
+        writer.AddTo(transaction, created);
+        await transaction.SaveChangesAsync(ct);
     }
 
     private AgentTask NewTask(Guid workspaceId, Item item, AgentResponse agent, string? hash, Guid? actor, DateTime now)
