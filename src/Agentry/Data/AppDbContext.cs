@@ -1,4 +1,5 @@
 using Agentry.Agents;
+using Agentry.Chat;
 using Agentry.Identity;
 using Agentry.Tasks;
 using Agentry.Workspaces;
@@ -27,6 +28,9 @@ public abstract class AppDbContext(DbContextOptions options) : DbContext(options
     public DbSet<TaskEvent> TaskEvents => Set<TaskEvent>();
     public DbSet<TaskOutboxEntry> TaskOutbox => Set<TaskOutboxEntry>();
     public DbSet<Schedule> Schedules => Set<Schedule>();
+    public DbSet<Conversation> Conversations => Set<Conversation>();
+    public DbSet<ConversationMessage> ConversationMessages => Set<ConversationMessage>();
+    public DbSet<ConversationEvent> ConversationEvents => Set<ConversationEvent>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {

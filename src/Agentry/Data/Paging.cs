@@ -55,10 +55,15 @@ public sealed class PageRequest
     }
 }
 
-/// <summary>A row listed by creation (its UUIDv7 id) or by name: what <see cref="Paging.OrderForPage{T}"/> sorts on.</summary>
-public interface INamedRow
+/// <summary>A row listed by creation, i.e. by its UUIDv7 id: what <see cref="Paging.OrderByCreation{T}"/> sorts on.</summary>
+public interface ICreatedRow
 {
     Guid Id { get; }
+}
+
+/// <summary>A row listed by creation or by name: what <see cref="Paging.OrderForPage{T}"/> sorts on.</summary>
+public interface INamedRow : ICreatedRow
+{
     string Name { get; }
 }
 
@@ -67,6 +72,30 @@ public static class Paging
     /// <summary>The sorts <see cref="OrderForPage{T}"/> understands; the first is the default.</summary>
     public static readonly string[] NamedRowSorts = ["-createdAt", "createdAt", "name", "-name"];
 
+    /// <summary>The sorts <see cref="OrderByCreation{T}"/> understands; the first (newest first) is the default.</summary>
+    public static readonly string[] CreationSorts = ["-createdAt", "createdAt"];
+
+    /// <summary>
+    /// Orders by creation, newest first unless <paramref name="sort"/> is <c>createdAt</c>, starting after the cursor's row.
+    /// Ids are UUIDv7, so id order is creation order and the keyset never skips or repeats a row while rows arrive.
+    /// </summary>
+    public static IQueryable<T> OrderByCreation<T>(this IQueryable<T> query, string sort, Cursor? after) where T : class, ICreatedRow =>
+        (sort, after) switch
+        {
+            ("createdAt", null) => query.OrderBy(r => r.Id),
+            ("createdAt", { } c) => query.Where(r => r.Id.CompareTo(c.Id) > 0).OrderBy(r => r.Id),
+            (_, null) => query.OrderByDescending(r => r.Id),
+            (_, { } c) => query.Where(r => r.Id.CompareTo(c.Id) < 0).OrderByDescending(r => r.Id),
+        };
+
+    /// <summary>One page of rows in a <see cref="CreationSorts"/> order, mapped.</summary>
+    public static async Task<Page<TItem>> CreationPageAsync<T, TItem>(
+        this IQueryable<T> query, string sort, Cursor? after, int size, Func<T, TItem> map, CancellationToken ct) where T : class, ICreatedRow
+    {
+        var rows = await query.OrderByCreation(sort, after).Take(size + 1).ToListAsync(ct);
+        return rows.ToPage(size, last => new Cursor(sort, null, last.Id), map);
+    }
+
     /// <summary>
     /// Orders by one of <see cref="NamedRowSorts"/> and starts after the cursor's row. Ids are UUIDv7, so id
     /// order is creation order; name ties break on id.
@@ -74,10 +103,7 @@ public static class Paging
     public static IQueryable<T> OrderForPage<T>(this IQueryable<T> query, string sort, Cursor? after) where T : class, INamedRow =>
         (sort, after) switch
         {
-            ("-createdAt", null) => query.OrderByDescending(r => r.Id),
-            ("-createdAt", { } c) => query.Where(r => r.Id.CompareTo(c.Id) < 0).OrderByDescending(r => r.Id),
-            ("createdAt", null) => query.OrderBy(r => r.Id),
-            ("createdAt", { } c) => query.Where(r => r.Id.CompareTo(c.Id) > 0).OrderBy(r => r.Id),
+            ("-createdAt" or "createdAt", _) => query.OrderByCreation(sort, after),
             ("name", null) => query.OrderBy(r => r.Name).ThenBy(r => r.Id),
             ("name", { } c) => query
                 .Where(r => r.Name.CompareTo(c.Value) > 0 || (r.Name == c.Value && r.Id.CompareTo(c.Id) > 0))

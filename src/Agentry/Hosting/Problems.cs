@@ -56,6 +56,14 @@ public static class Problem
     /// <summary>A 422: the request is well formed but cannot be carried out as asked (e.g. an idempotency key reused with another body).</summary>
     public static ProblemHttpResult Unprocessable(string code, string detail) => Create(422, code, detail);
 
+    /// <summary>A 502: a server this request depended on (e.g. a model server) answered, but with a failure.</summary>
+    public static ProblemHttpResult BadGateway(string code, string detail) => Create(502, code, detail);
+
+    /// <summary>A 503: a dependency cannot be reached; the caller sets <c>Retry-After</c>.</summary>
+    public static ProblemHttpResult Unavailable(string detail) => Create(503, ProblemCodes.Unavailable, detail);
+
+    /// <summary>A 504: a dependency did not finish in the time allowed.</summary>
+    public static ProblemHttpResult GatewayTimeout(string code, string detail) => Create(504, code, detail);
 
     /// <summary>A 400 whose <c>errors</c> name the fields that are wrong.</summary>
     public static ProblemHttpResult Validation(string field, string message) =>

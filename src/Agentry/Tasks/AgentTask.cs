@@ -1,4 +1,5 @@
 using Agentry.Agents;
+using Agentry.Data;
 using Agentry.Workspaces;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Metadata.Builders;
@@ -10,7 +11,7 @@ namespace Agentry.Tasks;
 /// change only through conditional updates (see <see cref="TaskStore"/>), so a repeat or a late
 /// worker can never move a task backwards.
 /// </summary>
-public sealed class AgentTask
+public sealed class AgentTask : ICreatedRow
 {
     public const int IdempotencyKeyMaxLength = 200;
 

@@ -56,7 +56,6 @@ internal static class TaskContracts
 {
     public const int MaxBatch = 1_000;
     public const int DefaultPriority = 5;
-    public static readonly string[] Sorts = ["-createdAt", "createdAt"];
 
     public static TaskResponse ToResponse(this AgentTask t) => new(
         t.Id, t.AgentId, t.AgentVersion, t.Kind, t.Status, t.Priority, t.RunAt, t.Attempts, t.MaxAttempts, t.TimeoutSeconds,

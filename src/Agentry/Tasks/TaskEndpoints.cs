@@ -1,5 +1,3 @@
-using System.Net.ServerSentEvents;
-using System.Runtime.CompilerServices;
 using Agentry.Data;
 using Agentry.Hosting;
 using Agentry.Identity;
@@ -7,15 +5,12 @@ using Agentry.Workspaces;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
-using Microsoft.Net.Http.Headers;
 
 namespace Agentry.Tasks;
 
 public static class TaskEndpoints
 {
     public const string IdempotencyKeyHeader = "Idempotency-Key";
-    private const int EventPageSize = 500;
-    private static readonly TimeSpan EventPoll = TimeSpan.FromSeconds(1);
 
     public static IEndpointRouteBuilder MapTasks(this IEndpointRouteBuilder endpoints)
     {
@@ -83,7 +78,7 @@ public static class TaskEndpoints
         [AsParameters] PageRequest page, [FromQuery] string? status, [FromQuery] Guid? agentId, [FromQuery] Guid? scheduleId, [FromQuery] DateTime? createdAfter,
         [FromQuery] DateTime? createdBefore, CurrentWorkspace workspace, AppDbContext db, CancellationToken ct)
     {
-        if (page.Resolve(TaskContracts.Sorts, out var sort, out var after) is { } invalid)
+        if (page.Resolve(Paging.CreationSorts, out var sort, out var after) is { } invalid)
         {
             return invalid;
         }
@@ -114,16 +109,7 @@ public static class TaskEndpoints
             var utc = to.ToUniversalTime();
             query = query.Where(t => t.CreatedAt < utc);
         }
-        // Ids are UUIDv7, so id order is creation order, and a keyset on the id never skips or repeats a row while tasks arrive.
-        query = (sort, after) switch
-        {
-            ("createdAt", null) => query.OrderBy(t => t.Id),
-            ("createdAt", { } c) => query.Where(t => t.Id.CompareTo(c.Id) > 0).OrderBy(t => t.Id),
-            (_, null) => query.OrderByDescending(t => t.Id),
-            (_, { } c) => query.Where(t => t.Id.CompareTo(c.Id) < 0).OrderByDescending(t => t.Id),
-        };
-        var rows = await query.Take(page.Size + 1).ToListAsync(ct);
-        return TypedResults.Ok(rows.ToPage(page.Size, last => new Cursor(sort, null, last.Id), t => t.ToResponse()));
+        return TypedResults.Ok(await query.CreationPageAsync(sort, after, page.Size, t => t.ToResponse(), ct));
     }
 
     internal static async Task<Results<Ok<TaskResponse>, ProblemHttpResult>> GetAsync(
@@ -134,7 +120,7 @@ public static class TaskEndpoints
     }
 
     internal static async Task<Results<Accepted<TaskResponse>, ProblemHttpResult>> CancelAsync(
-        Guid id, CurrentWorkspace workspace, TaskStore store, RunningTasks running, TaskEventSignal events, AppDbContext db, CancellationToken ct)
+        Guid id, CurrentWorkspace workspace, TaskStore store, RunningTasks running, EventSignal events, AppDbContext db, CancellationToken ct)
     {
         var change = await store.CancelAsync(workspace.Id, id, ct);
         if (change == TaskChange.Requested)
@@ -151,15 +137,15 @@ public static class TaskEndpoints
     }
 
     internal static Task<Results<Ok<TaskResponse>, ProblemHttpResult>> RequeueAsync(
-        Guid id, CurrentWorkspace workspace, TaskStore store, TaskSignal signal, TaskEventSignal events, AppDbContext db, CancellationToken ct) =>
+        Guid id, CurrentWorkspace workspace, TaskStore store, TaskSignal signal, EventSignal events, AppDbContext db, CancellationToken ct) =>
         DeadLetterAsync(id, db, events, signal, store.RequeueAsync(workspace.Id, id, ct), ct);
 
     internal static Task<Results<Ok<TaskResponse>, ProblemHttpResult>> DiscardAsync(
-        Guid id, CurrentWorkspace workspace, TaskStore store, TaskSignal signal, TaskEventSignal events, AppDbContext db, CancellationToken ct) =>
+        Guid id, CurrentWorkspace workspace, TaskStore store, TaskSignal signal, EventSignal events, AppDbContext db, CancellationToken ct) =>
         DeadLetterAsync(id, db, events, signal, store.DiscardAsync(workspace.Id, id, ct), ct);
 
     private static async Task<Results<Ok<TaskResponse>, ProblemHttpResult>> DeadLetterAsync(
-        Guid id, AppDbContext db, TaskEventSignal events, TaskSignal signal, Task<TaskChange> change, CancellationToken ct)
+        Guid id, AppDbContext db, EventSignal events, TaskSignal signal, Task<TaskChange> change, CancellationToken ct)
     {
         switch (await change)
         {
@@ -179,17 +165,12 @@ public static class TaskEndpoints
     /// ended and every event was sent.
     /// </summary>
     internal static async Task<Results<Ok<TaskEventPage>, ServerSentEventsResult<TaskEventResponse>, ProblemHttpResult>> EventsAsync(
-        Guid id, [FromQuery] long? after, [FromHeader(Name = "Last-Event-ID")] string? lastEventId, CurrentWorkspace workspace,
-        AppDbContext db, TaskEventSignal signal, HttpContext context, CancellationToken ct)
+        Guid id, [FromQuery] long? after, [FromHeader(Name = EventStreams.LastEventIdHeader)] string? lastEventId, CurrentWorkspace workspace,
+        AppDbContext db, EventSignal signal, HttpContext context, CancellationToken ct)
     {
-        var from = after ?? 0;
-        if (lastEventId is not null && !long.TryParse(lastEventId, out from))
+        if (EventStreams.ResolveFrom(after, lastEventId, out var from) is { } invalid)
         {
-            return Problem.Validation("Last-Event-ID", "Last-Event-ID must be an event's sequence number.");
-        }
-        if (from < 0)
-        {
-            return Problem.Validation("after", "after must be 0 or more.");
+            return invalid;
         }
         var task = await db.Tasks.AsNoTracking().Where(t => t.Id == id && t.WorkspaceId == workspace.Id)
             .Select(t => new { t.Status, t.CreatedAt }).FirstOrDefaultAsync(ct);
@@ -197,55 +178,29 @@ public static class TaskEndpoints
         {
             return NotFound(id);
         }
-        var wantsStream = context.Request.GetTypedHeaders().Accept.Any(a => a.MediaType.Equals("text/event-stream", StringComparison.OrdinalIgnoreCase));
-        if (!wantsStream)
+        if (!EventStreams.WantsEventStream(context))
         {
             var (page, full) = await ReadEventsAsync(db, id, task.CreatedAt, from, ct);
             return TypedResults.Ok(new TaskEventPage(page, page.Count > 0 ? page[^1].Seq : from, AgentTaskStatus.IsFinal(task.Status) && !full));
         }
-        context.Response.Headers[HeaderNames.CacheControl] = "no-cache";
-        context.Response.Headers["X-Accel-Buffering"] = "no";
-        return TypedResults.ServerSentEvents(StreamAsync(id, task.CreatedAt, from, db, signal, ct));
-    }
-
-    private static async IAsyncEnumerable<SseItem<TaskEventResponse>> StreamAsync(
-        Guid id, DateTime createdAt, long from, AppDbContext db, TaskEventSignal signal, [EnumeratorCancellation] CancellationToken ct)
-    {
-        var last = from;
-        while (!ct.IsCancellationRequested)
-        {
-            // Read the status before the events: if it is final here, every event it implies is already in the log.
-            var final = AgentTaskStatus.IsFinal(await db.Tasks.AsNoTracking().Where(t => t.Id == id).Select(t => t.Status).FirstAsync(ct));
-            var (page, full) = await ReadEventsAsync(db, id, createdAt, last, ct);
-            foreach (var e in page)
-            {
-                yield return new SseItem<TaskEventResponse>(e, e.Type) { EventId = e.Seq.ToString(System.Globalization.CultureInfo.InvariantCulture) };
-                last = e.Seq;
-            }
-            if (full)
-            {
-                continue;
-            }
-            if (final)
-            {
-                yield break;
-            }
-            await signal.WaitAsync(id, EventPoll, ct);
-        }
+        return TypedResults.ServerSentEvents(EventStreams.TailAsync(
+            id, from, (last, token) => ReadEventsAsync(db, id, task.CreatedAt, last, token),
+            async token => AgentTaskStatus.IsFinal(await db.Tasks.AsNoTracking().Where(t => t.Id == id).Select(t => t.Status).FirstAsync(token)),
+            e => (e.Type, e.Seq), signal, ct));
     }
 
     /// <summary>Up to a page of events after <paramref name="after"/>, starting with the implied <c>queued</c> (sequence 1); whether more may follow.</summary>
-    private static async Task<(List<TaskEventResponse> Page, bool Full)> ReadEventsAsync(
+    private static async Task<EventPage<TaskEventResponse>> ReadEventsAsync(
         AppDbContext db, Guid id, DateTime createdAt, long after, CancellationToken ct)
     {
-        var rows = await db.TaskEvents.AsNoTracking().Where(e => e.TaskId == id && e.Seq > after).OrderBy(e => e.Seq).Take(EventPageSize).ToListAsync(ct);
+        var rows = await db.TaskEvents.AsNoTracking().Where(e => e.TaskId == id && e.Seq > after).OrderBy(e => e.Seq).Take(EventStreams.PageSize).ToListAsync(ct);
         var page = new List<TaskEventResponse>(rows.Count + 1);
         if (after < 1)
         {
             page.Add(new TaskEventResponse(1, TaskEventTypes.Queued, createdAt, null));
         }
         page.AddRange(rows.Select(e => e.ToResponse()));
-        return (page, rows.Count == EventPageSize);
+        return new(page, rows.Count == EventStreams.PageSize);
     }
 
     private static async Task<TaskResponse> ReadAsync(AppDbContext db, Guid id, CancellationToken ct) =>

@@ -1,3 +1,5 @@
+using Agentry.Hosting;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
 namespace Agentry.Tasks;
@@ -18,7 +20,7 @@ public static class TaskExtensions
         services.AddOptions<ScheduleOptions>().BindConfiguration(ScheduleOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<TaskStore>();
         services.AddSingleton<TaskSignal>();
-        services.AddSingleton<TaskEventSignal>();
+        services.TryAddSingleton<EventSignal>();
         services.AddSingleton<TaskMetrics>();
         services.AddSingleton<RunningTasks>();
         services.AddSingleton<AgentVersions>();

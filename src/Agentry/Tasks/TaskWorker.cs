@@ -3,6 +3,7 @@ using System.Data.Common;
 using System.Diagnostics;
 using System.Text.Json;
 using Agentry.Agents;
+using Agentry.Hosting;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
@@ -21,7 +22,7 @@ internal sealed partial class TaskWorker(
     IEnumerable<ITaskHandler> handlers,
     AgentVersions agents,
     TaskMetrics metrics,
-    TaskEventSignal events,
+    EventSignal events,
     IOptions<TaskOptions> options,
     ILogger<TaskWorker> logger) : BackgroundService
 {
@@ -241,7 +242,7 @@ internal sealed partial class TaskWorker(
         };
     }
 
-    private sealed class Progress(TaskStore store, LeasedTask task, TaskEventSignal events) : ITaskProgress
+    private sealed class Progress(TaskStore store, LeasedTask task, EventSignal events) : ITaskProgress
     {
         public async ValueTask ReportAsync(object data, CancellationToken cancellationToken)
         {

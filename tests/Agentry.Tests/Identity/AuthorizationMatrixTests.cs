@@ -42,6 +42,10 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
         ["DiscardTask"] = new { },
         ["CreateSchedule"] = new { name = "matrix", agentId = Guid.Empty, cron = "0 0 1 1 *" },
         ["UpdateSchedule"] = new { enabled = false },
+        ["CreateConversation"] = new { model = "local/tiny" },
+        ["PostConversationMessage"] = new { content = "hello" },
+        ["CancelConversationReply"] = new { },
+        ["Chat"] = new { message = "hello", model = "local/tiny" },
         ["ImportAgent"] = new { agentry = "agent/v1", name = "imported-" + Guid.NewGuid().ToString("N")[..8], kind = "tool" },
     };
 
@@ -64,6 +68,7 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
         // A task to read; written directly, since no agent kind this test can make runs without a server to call.
         var task = await _app.InsertTaskAsync(workspace, Guid.Parse(agent));
         var schedule = await _app.InsertScheduleAsync(workspace, Guid.Parse(agent));
+        var conversation = await InsertConversationAsync(workspace);
         Principal[] principals =
         [
             new("anonymous", null, null),
@@ -86,6 +91,7 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
             ["version"] = "1",
             ["tasks.id"] = task.ToString(),
             ["schedules.id"] = schedule.ToString(),
+            ["conversations.id"] = conversation.ToString(),
         };
         var openApi = JsonDocument.Parse(await admin.GetStringAsync("/openapi/v1.json")).RootElement.GetProperty("paths");
 
@@ -145,6 +151,20 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
         Assert.True(endpoints.Count > 10, "the endpoint list looks wrong");
         Assert.True(checkedCalls > endpoints.Count, "too few calls were made");
         Assert.True(failures.Count == 0, string.Join(Environment.NewLine, failures));
+    }
+
+    /// <summary>A conversation to read, written directly: this app has no model to create one with.</summary>
+    private async Task<Guid> InsertConversationAsync(Guid workspace)
+    {
+        await using var scope = _app.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<Agentry.Data.AppDbContext>();
+        var conversation = new Agentry.Chat.Conversation
+        {
+            Id = Guid.CreateVersion7(), WorkspaceId = workspace, Model = "local/tiny", CreatedAt = DateTime.UtcNow, UpdatedAt = DateTime.UtcNow,
+        };
+        db.Conversations.Add(conversation);
+        await db.SaveChangesAsync();
+        return conversation.Id;
     }
 
     /// <summary>The statuses a refused call may get, or null when the rules allow it.</summary>

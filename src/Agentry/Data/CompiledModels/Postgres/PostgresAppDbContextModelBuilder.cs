@@ -12,7 +12,7 @@ namespace Agentry.Data.CompiledModels.Postgres
     public partial class PostgresAppDbContextModel
     {
         private PostgresAppDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("533a394b-415e-41a0-b398-3370fd006ac3"), entityTypeCount: 18)
+            : base(skipDetectChanges: false, modelId: new Guid("02c785da-1c4a-4da9-b609-b774e936236c"), entityTypeCount: 21)
         {
         }
 
@@ -20,6 +20,9 @@ namespace Agentry.Data.CompiledModels.Postgres
         {
             var agent = AgentEntityType.Create(this);
             var agentVersion = AgentVersionEntityType.Create(this);
+            var conversation = ConversationEntityType.Create(this);
+            var conversationEvent = ConversationEventEntityType.Create(this);
+            var conversationMessage = ConversationMessageEntityType.Create(this);
             var apiKey = ApiKeyEntityType.Create(this);
             var auditEvent = AuditEventEntityType.Create(this);
             var externalLogin = ExternalLoginEntityType.Create(this);
@@ -39,6 +42,9 @@ namespace Agentry.Data.CompiledModels.Postgres
 
             AgentEntityType.CreateForeignKey1(agent, workspace);
             AgentVersionEntityType.CreateForeignKey1(agentVersion, agent);
+            ConversationEntityType.CreateForeignKey1(conversation, workspace);
+            ConversationEventEntityType.CreateForeignKey1(conversationEvent, conversation);
+            ConversationMessageEntityType.CreateForeignKey1(conversationMessage, conversation);
             ApiKeyEntityType.CreateForeignKey1(apiKey, workspace);
             ExternalLoginEntityType.CreateForeignKey1(externalLogin, user);
             MembershipEntityType.CreateForeignKey1(membership, user);
@@ -55,6 +61,9 @@ namespace Agentry.Data.CompiledModels.Postgres
 
             AgentEntityType.CreateAnnotations(agent);
             AgentVersionEntityType.CreateAnnotations(agentVersion);
+            ConversationEntityType.CreateAnnotations(conversation);
+            ConversationEventEntityType.CreateAnnotations(conversationEvent);
+            ConversationMessageEntityType.CreateAnnotations(conversationMessage);
             ApiKeyEntityType.CreateAnnotations(apiKey);
             AuditEventEntityType.CreateAnnotations(auditEvent);
             ExternalLoginEntityType.CreateAnnotations(externalLogin);

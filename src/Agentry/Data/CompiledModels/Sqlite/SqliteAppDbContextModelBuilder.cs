@@ -11,7 +11,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
     public partial class SqliteAppDbContextModel
     {
         private SqliteAppDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("680b09b0-10e0-433b-9a72-deb812796981"), entityTypeCount: 18)
+            : base(skipDetectChanges: false, modelId: new Guid("c4ea4d51-bfd0-4a32-ab74-15e8421af78d"), entityTypeCount: 21)
         {
         }
 
@@ -19,6 +19,9 @@ namespace Agentry.Data.CompiledModels.Sqlite
         {
             var agent = AgentEntityType.Create(this);
             var agentVersion = AgentVersionEntityType.Create(this);
+            var conversation = ConversationEntityType.Create(this);
+            var conversationEvent = ConversationEventEntityType.Create(this);
+            var conversationMessage = ConversationMessageEntityType.Create(this);
             var apiKey = ApiKeyEntityType.Create(this);
             var auditEvent = AuditEventEntityType.Create(this);
             var externalLogin = ExternalLoginEntityType.Create(this);
@@ -38,6 +41,9 @@ namespace Agentry.Data.CompiledModels.Sqlite
 
             AgentEntityType.CreateForeignKey1(agent, workspace);
             AgentVersionEntityType.CreateForeignKey1(agentVersion, agent);
+            ConversationEntityType.CreateForeignKey1(conversation, workspace);
+            ConversationEventEntityType.CreateForeignKey1(conversationEvent, conversation);
+            ConversationMessageEntityType.CreateForeignKey1(conversationMessage, conversation);
             ApiKeyEntityType.CreateForeignKey1(apiKey, workspace);
             ExternalLoginEntityType.CreateForeignKey1(externalLogin, user);
             MembershipEntityType.CreateForeignKey1(membership, user);
@@ -54,6 +60,9 @@ namespace Agentry.Data.CompiledModels.Sqlite
 
             AgentEntityType.CreateAnnotations(agent);
             AgentVersionEntityType.CreateAnnotations(agentVersion);
+            ConversationEntityType.CreateAnnotations(conversation);
+            ConversationEventEntityType.CreateAnnotations(conversationEvent);
+            ConversationMessageEntityType.CreateAnnotations(conversationMessage);
             ApiKeyEntityType.CreateAnnotations(apiKey);
             AuditEventEntityType.CreateAnnotations(auditEvent);
             ExternalLoginEntityType.CreateAnnotations(externalLogin);

@@ -1,0 +1,135 @@
+using System.Net.ServerSentEvents;
+using Agentry.Agents;
+using Agentry.Data;
+using Agentry.Hosting;
+using Agentry.Models;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace Agentry.Chat;
+
+/// <summary>
+/// Starting conversations and exchanges, shared by <c>/api/v1/conversations</c> and the one-shot <c>/api/v1/chat</c>:
+/// checks the model and the message, stores the message and a generating reply, starts the reply and answers whole or
+/// as a stream.
+/// </summary>
+internal sealed class ConversationExchanges(
+    AppDbContext db, ModelCatalog catalog, ConversationHistory history, ConversationStore store, ConversationReplies replies,
+    IOptions<ConversationOptions> options, TimeProvider clock)
+{
+    /// <summary>Seconds a client is told to wait when the model server is down.</summary>
+    private const string RetryAfterSeconds = "5";
+
+    /// <summary>A new conversation with a model, or with an <c>llm</c> agent's model and system prompt; or the problem that refuses it.</summary>
+    public async Task<(Conversation? Conversation, ProblemHttpResult? Problem)> CreateAsync(
+        Guid workspaceId, Guid? actor, CreateConversationRequest request, string modelField, CancellationToken ct)
+    {
+        var (model, systemPrompt) = (request.Model, request.SystemPrompt);
+        if (request.AgentId is { } agentId)
+        {
+            var agent = await db.Agents.AsNoTracking().FirstOrDefaultAsync(a => a.Id == agentId && a.WorkspaceId == workspaceId && a.DeletedAt == null, ct);
+            if (agent is null)
+            {
+                return (null, Problem.Unprocessable("unknown_agent", $"Agent {agentId} was not found in this workspace."));
+            }
+            if (agent.Kind != AgentKinds.Llm)
+            {
+                return (null, Problem.Unprocessable("agent_not_llm", $"Agent {agentId} is a {agent.Kind} agent; only llm agents can chat."));
+            }
+            var definition = AgentDefinition.Parse(agent.Definition);
+            (model, systemPrompt) = (model ?? definition.Model, systemPrompt ?? definition.SystemPrompt);
+        }
+        if (string.IsNullOrWhiteSpace(model))
+        {
+            return (null, Problem.Validation(modelField, "Name a model (an id from GET /api/v1/models) or an llm agent (agentId)."));
+        }
+        if (await catalog.ResolveAsync(model, ct) is null)
+        {
+            return (null, UnknownModel(model));
+        }
+        var now = clock.UtcNow();
+        var conversation = new Conversation
+        {
+            Id = Guid.CreateVersion7(), WorkspaceId = workspaceId, Title = request.Title, Model = model, AgentId = request.AgentId,
+            SystemPrompt = systemPrompt, CreatedAt = now, UpdatedAt = now, CreatedBy = actor,
+        };
+        db.Conversations.Add(conversation);
+        await db.SaveChangesAsync(ct);
+        return (conversation, null);
+    }
+
+    /// <summary>
+    /// Stores <paramref name="content"/> as the user's message and starts the reply; answers with the whole exchange
+    /// once the reply is stored, or at once with its events as a stream (<paramref name="stream"/>). The reply goes on
+    /// generating if the client goes away.
+    /// </summary>
+    public async Task<Results<Ok<ExchangeResponse>, ServerSentEventsResult<ConversationEventResponse>, ProblemHttpResult>> SendAsync(
+        Guid workspaceId, Guid conversationId, string? content, string field, bool stream, Guid? actor, HttpContext http, CancellationToken ct)
+    {
+        if (string.IsNullOrWhiteSpace(content))
+        {
+            return Problem.Validation(field, "The message must not be empty.");
+        }
+        if (content.Length > options.Value.MaxMessageLength)
+        {
+            return Problem.Validation(field, $"The message is {content.Length} characters; at most {options.Value.MaxMessageLength} are accepted.");
+        }
+        var conversation = await db.Conversations.AsNoTracking().FirstOrDefaultAsync(c => c.Id == conversationId && c.WorkspaceId == workspaceId, ct);
+        if (conversation is null)
+        {
+            return ConversationEndpoints.NotFound(conversationId);
+        }
+        if (await catalog.ResolveAsync(conversation.Model, ct) is not { } model)
+        {
+            return UnknownModel(conversation.Model);
+        }
+        var counter = await history.CounterAsync(model.Model, ct);
+        var needed = ConversationHistory.Cost(counter, content) + (conversation.SystemPrompt is { } prompt ? ConversationHistory.Cost(counter, prompt) : 0);
+        if (needed > history.Budget(model.Model))
+        {
+            return Problem.Validation(field,
+                $"The message and system prompt are about {needed} tokens; model {model.Model.Id} takes at most {history.Budget(model.Model)} with room for its reply.");
+        }
+        var exchange = await store.StartAsync(db, conversation, content, model.Model.Id, actor, ct);
+        if (exchange is null)
+        {
+            return Problem.Conflict("reply_in_progress", $"Conversation {conversationId} is generating a reply; wait for it or cancel it.");
+        }
+        var run = replies.Start(exchange, model);
+        if (stream)
+        {
+            // Headers wait for the first token, so a model server that cannot be reached is still a 503.
+            await run.FirstOutput.Task.WaitAsync(ct);
+            return run.Unavailable
+                ? Unavailable(http, run)
+                : TypedResults.ServerSentEvents(Items(run, ct));
+        }
+        var reply = await run.Completion.Task.WaitAsync(ct);
+        return reply switch
+        {
+            _ when run.Unavailable => Unavailable(http, run),
+            { Status: MessageStatuses.Failed, FinishReason: FinishReasons.Timeout } => Problem.GatewayTimeout("generation_timeout", reply.Error!),
+            { Status: MessageStatuses.Failed } => Problem.BadGateway("model_failed", reply.Error ?? "The reply failed."),
+            _ => TypedResults.Ok(new ExchangeResponse(conversationId, exchange.Message.ToResponse(), reply.ToResponse())),
+        };
+    }
+
+    private static async IAsyncEnumerable<SseItem<ConversationEventResponse>> Items(
+        ReplyRun run, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    {
+        await foreach (var e in run.Feed.ReadAsync(ct))
+        {
+            yield return EventStreams.ToSseItem(e, e.Type, e.Seq);
+        }
+    }
+
+    private static ProblemHttpResult Unavailable(HttpContext http, ReplyRun run)
+    {
+        http.Response.Headers.RetryAfter = RetryAfterSeconds;
+        return Problem.Unavailable(run.Completion.Task.Result.Error ?? "The model server is unavailable.");
+    }
+
+    private static ProblemHttpResult UnknownModel(string model) =>
+        Problem.Unprocessable("unknown_model", $"No configured provider offers model '{model}'; GET /api/v1/models lists those that do.");
+}
