@@ -118,7 +118,7 @@ internal sealed class ConversationStore(IServiceScopeFactory scopes, TimeProvide
         var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
         var now = clock.UtcNow();
         var lapsed = await db.ConversationMessages.AsNoTracking()
-            .Where(m => m.Status == MessageStatuses.Generating && m.LeaseUntil < now).Take(100).ToListAsync(ct);
+            .Where(m => m.Status == MessageStatuses.Generating && m.LeaseUntil < now).OrderBy(m => m.LeaseUntil).Take(100).ToListAsync(ct);
         var swept = new List<Guid>();
         foreach (var reply in lapsed)
         {
