@@ -1,4 +1,5 @@
 using Agentry.Agents;
+using Agentry.Chat;
 using Agentry.Data;
 using Agentry.Hosting;
 using Agentry.Identity;
@@ -22,6 +23,7 @@ builder.AddAgentryIdentity();
 builder.AddAgentryRateLimiting();
 builder.AddTasks();
 builder.AddModels();
+builder.AddOpenAiApi();
 
 var app = builder.BuildAgentry();
 
@@ -37,6 +39,7 @@ app.MapAgents();
 app.MapTasks();
 app.MapSchedules();
 app.MapModels();
+app.MapOpenAiApi();
 
 return await app.RunAgentryAsync(args);
 

@@ -19,7 +19,7 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
 {
     private readonly AgentryApp _app = fixture.App;
 
-    /// <summary>Outside /api only these may be called without a token.</summary>
+    /// <summary>Outside /api and /v1 (the OpenAI-compatible API, checked like /api) only these may be called without a token.</summary>
     private static readonly string[] AnonymousOutsideApi =
         ["/health", "/health/ready", "/metrics", "/openapi/{documentName}.json", "/connect/token"];
 
@@ -42,6 +42,7 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
         ["DiscardTask"] = new { },
         ["CreateSchedule"] = new { name = "matrix", agentId = Guid.Empty, cron = "0 0 1 1 *" },
         ["UpdateSchedule"] = new { enabled = false },
+        ["OpenAiCreateChatCompletion"] = new { model = "none/none", messages = new[] { new { role = "user", content = "hi" } } },
         ["ImportAgent"] = new { agentry = "agent/v1", name = "imported-" + Guid.NewGuid().ToString("N")[..8], kind = "tool" },
     };
 
@@ -95,7 +96,7 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
         foreach (var (endpoint, method) in endpoints)
         {
             var pattern = endpoint.RoutePattern.RawText!;
-            if (!pattern.StartsWith("/api/", StringComparison.Ordinal))
+            if (!pattern.StartsWith("/api/", StringComparison.Ordinal) && !pattern.StartsWith("/v1/", StringComparison.Ordinal))
             {
                 Assert.Contains(pattern, AnonymousOutsideApi);
                 continue;
