@@ -1,6 +1,7 @@
 extern alias PollyCore;
 using System.ClientModel;
 using System.Net.Sockets;
+using System.Runtime.ExceptionServices;
 using PollyCore::Polly;
 using PollyCore::Polly.CircuitBreaker;
 
@@ -33,7 +34,7 @@ internal sealed class ModelEndpointPool
     /// half-open), then those whose breaker is open. An open breaker refuses at once, unless its break is over and
     /// this call is the one that tries the endpoint again.
     /// </summary>
-    public IReadOnlyList<int> Order()
+    public IReadOnlyList<int> Order(bool rotate = true)
     {
         var healthy = new List<int>(_endpoints.Length);
         var down = new List<int>();
@@ -41,13 +42,36 @@ internal sealed class ModelEndpointPool
         {
             (_endpoints[i].IsDown ? down : healthy).Add(i);
         }
-        if (healthy.Count > 1)
+        if (rotate && healthy.Count > 1)
         {
             var start = (int)((uint)Interlocked.Increment(ref _turn) % (uint)healthy.Count);
             healthy = [.. healthy[start..], .. healthy[..start]];
         }
         healthy.AddRange(down);
         return healthy;
+    }
+
+    /// <summary>
+    /// Asks the endpoints, healthy ones first and each through its breaker, until one answers (listing models: any
+    /// endpoint will do, and a listing that fails to connect counts against the endpoint like a chat).
+    /// When none answers, the last failure.
+    /// </summary>
+    public async Task<T> FirstAnsweringAsync<T>(Func<string, CancellationToken, Task<T>> ask, CancellationToken ct)
+    {
+        Exception? last = null;
+        foreach (var i in Order(rotate: false))
+        {
+            try
+            {
+                return await _endpoints[i].Breaker.ExecuteAsync(async token => await ask(_endpoints[i].Url, token), ct);
+            }
+            catch (Exception ex) when (!ct.IsCancellationRequested)
+            {
+                last = ex;
+            }
+        }
+        ExceptionDispatchInfo.Throw(last!);
+        return default;
     }
 
     private static ModelEndpoint Build(string provider, string url, ModelOptions options, ILogger logger)

@@ -17,7 +17,7 @@ internal sealed class OllamaModelProvider(ModelProviderOptions options, ModelOpt
     public ModelProviderOptions Options => options;
 
     public Task<IReadOnlyList<ModelResponse>> ListAsync(CancellationToken ct) =>
-        ProviderEndpoints.FirstAnsweringAsync(options.Endpoints, endpoint => ListAsync(Client(endpoint), ct));
+        _pool.FirstAnsweringAsync((endpoint, token) => ListAsync(Client(endpoint), token), ct);
 
     private async Task<IReadOnlyList<ModelResponse>> ListAsync(OllamaApiClient ollama, CancellationToken ct)
     {

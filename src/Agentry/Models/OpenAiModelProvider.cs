@@ -17,7 +17,7 @@ internal sealed class OpenAiModelProvider(ModelProviderOptions options, ModelOpt
     public ModelProviderOptions Options => options;
 
     public Task<IReadOnlyList<ModelResponse>> ListAsync(CancellationToken ct) =>
-        ProviderEndpoints.FirstAnsweringAsync(options.Endpoints, endpoint => ListAsync(Client(endpoint), ct));
+        _pool.FirstAnsweringAsync((endpoint, token) => ListAsync(Client(endpoint), token), ct);
 
     private async Task<IReadOnlyList<ModelResponse>> ListAsync(OpenAIClient client, CancellationToken ct)
     {
