@@ -1,6 +1,7 @@
 using System.Net.ServerSentEvents;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
+using Agentry.Hosting;
 using Agentry.Identity;
 using Agentry.Models;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -56,7 +57,8 @@ public static class OpenAiEndpoints
     }
 
     internal static async Task<Results<Ok<OpenAiChatCompletion>, ServerSentEventsResult<string>, ProblemHttpResult>> CompleteAsync(
-        OpenAiChatRequest request, ModelCatalog catalog, TimeProvider clock, IOptions<JsonOptions> json, CancellationToken ct)
+        OpenAiChatRequest request, ModelCatalog catalog, TimeProvider clock, IOptions<JsonOptions> json, ILoggerFactory loggers,
+        CancellationToken ct)
     {
         if (OpenAiRequests.Read(request, out var messages, out var options) is { } invalid)
         {
@@ -96,7 +98,8 @@ public static class OpenAiEndpoints
             throw;
         }
         var includeUsage = request.StreamOptions?.IncludeUsage == true;
-        return TypedResults.ServerSentEvents(answer.Events(stream, hasFirst, includeUsage, json.Value.SerializerOptions, ct));
+        var events = answer.Events(stream, hasFirst, includeUsage, json.Value.SerializerOptions, loggers.CreateLogger<OpenAiErrorWriter>(), ct);
+        return TypedResults.ServerSentEvents(events);
     }
 
     /// <summary>One answer's id, creation time and model, and how its updates become OpenAI's objects.</summary>
@@ -108,7 +111,7 @@ public static class OpenAiEndpoints
                 Usage(response.Usage));
 
         public async IAsyncEnumerable<SseItem<string>> Events(
-            IAsyncEnumerator<ChatResponseUpdate> stream, bool hasFirst, bool includeUsage, JsonSerializerOptions json,
+            IAsyncEnumerator<ChatResponseUpdate> stream, bool hasFirst, bool includeUsage, JsonSerializerOptions json, ILogger logger,
             [EnumeratorCancellation] CancellationToken ct)
         {
             await using (stream)
@@ -116,7 +119,7 @@ public static class OpenAiEndpoints
                 ChatFinishReason? finish = null;
                 UsageDetails? usage = null;
                 var role = "assistant";
-                for (var more = hasFirst; more; more = await stream.MoveNextAsync())
+                for (var more = hasFirst; more;)
                 {
                     var update = stream.Current;
                     finish = update.FinishReason ?? finish;
@@ -129,6 +132,15 @@ public static class OpenAiEndpoints
                         yield return Event(Chunk(new OpenAiDelta(role, text), null), json);
                         role = null;
                     }
+                    (more, var failure) = await NextAsync(stream, ct);
+                    if (failure is not null)
+                    {
+                        // The status went out with the first token: what is left is to say so in the stream, as
+                        // OpenAI-compatible servers do (OpenAI's SDKs raise an error for an event that carries one).
+                        OpenAiLog.StreamFailed(logger, Model, failure);
+                        yield return new SseItem<string>(JsonSerializer.Serialize(StreamError(failure), json));
+                        yield break;
+                    }
                 }
                 ct.ThrowIfCancellationRequested();
                 yield return Event(Chunk(new OpenAiDelta(role, null), FinishReason(finish)), json);
@@ -139,6 +151,26 @@ public static class OpenAiEndpoints
                 yield return new SseItem<string>("[DONE]");
             }
         }
+
+        /// <summary>The next update, or the failure that ended the answer early (a cancelled request just ends).</summary>
+        private static async Task<(bool More, Exception? Failure)> NextAsync(IAsyncEnumerator<ChatResponseUpdate> stream, CancellationToken ct)
+        {
+            try
+            {
+                return (await stream.MoveNextAsync(), null);
+            }
+            catch (Exception ex) when (!ct.IsCancellationRequested)
+            {
+                return (false, ex);
+            }
+        }
+
+        private static OpenAiErrorResponse StreamError(Exception failure) => new(failure switch
+        {
+            DependencyTimeoutException slow => new OpenAiError(slow.Message, "server_error", null, ProblemCodes.GatewayTimeout),
+            DependencyUnavailableException down => new OpenAiError(down.Message, "server_error", null, ProblemCodes.Unavailable),
+            _ => new OpenAiError("The model failed in mid-answer; the answer is incomplete.", "server_error", null, ProblemCodes.InternalError),
+        });
 
         private OpenAiChunk Chunk(OpenAiDelta delta, string? finishReason) =>
             new(Id, "chat.completion.chunk", Created, Model, [new OpenAiChunkChoice(0, delta, finishReason)], null);
