@@ -24,6 +24,7 @@ builder.AddAgentryRateLimiting();
 builder.AddTasks();
 builder.AddModels();
 builder.AddChat();
+builder.AddOpenAiApi();
 
 var app = builder.BuildAgentry();
 
@@ -40,6 +41,7 @@ app.MapTasks();
 app.MapSchedules();
 app.MapModels();
 app.MapChat();
+app.MapOpenAiApi();
 
 return await app.RunAgentryAsync(args);
 

@@ -24,6 +24,7 @@ public static class ProblemCodes
     public const string RateLimited = "rate_limited";
     public const string InternalError = "internal_error";
     public const string Unavailable = "service_unavailable";
+    public const string GatewayTimeout = "gateway_timeout";
 
     public static string ForStatus(int status) => status switch
     {
@@ -37,6 +38,7 @@ public static class ProblemCodes
         415 => UnsupportedMediaType,
         429 => RateLimited,
         503 => Unavailable,
+        504 => GatewayTimeout,
         >= 500 => InternalError,
         _ => "http_" + status,
     };
@@ -168,6 +170,8 @@ internal sealed class ApiExceptionHandler(IProblemDetailsService problems, ILogg
             (bad.StatusCode, ProblemCodes.ForStatus(bad.StatusCode), bad.Message),
         DependencyUnavailableException unavailable =>
             (503, ProblemCodes.Unavailable, unavailable.Message),
+        DependencyTimeoutException slow =>
+            (504, ProblemCodes.GatewayTimeout, slow.Message),
         _ when exception.IsDatabaseOutage() =>
             (503, ProblemCodes.Unavailable, "A dependency of this request is temporarily unavailable; retry shortly."),
         _ => (500, ProblemCodes.InternalError, "An unexpected error occurred. Quote the traceId when reporting it."),
@@ -176,3 +180,6 @@ internal sealed class ApiExceptionHandler(IProblemDetailsService problems, ILogg
 
 /// <summary>A service the request needs (other than the database) cannot be reached: 503 with Retry-After.</summary>
 public sealed class DependencyUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>A service the request needs answered, but not within the time allowed: 504.</summary>
+public sealed class DependencyTimeoutException(string message, Exception? inner = null) : TimeoutException(message, inner);

@@ -29,7 +29,7 @@ public static class RateLimitingExtensions
         // Every limited operation can answer 429; the OpenAPI document says so.
         builder.Services.ConfigureAll<OpenApiOptions>(o => o.AddOperationTransformer(static (operation, context, _) =>
         {
-            if (context.Description.RelativePath?.StartsWith("api/", StringComparison.Ordinal) == true)
+            if (context.Description.RelativePath is { } path && (path.StartsWith("api/", StringComparison.Ordinal) || path.StartsWith("v1/", StringComparison.Ordinal)))
             {
                 operation.Responses ??= [];
                 operation.Responses.TryAdd("429", new OpenApiResponse { Description = "Too many requests: a rate limit refused it; see Retry-After." });
@@ -48,7 +48,8 @@ public static class RateLimitingExtensions
     {
         // Only what can be limited pays for the limiter: probes, metrics and docs skip it.
         app.UseWhen(
-            static context => context.Request.Path.StartsWithSegments("/api") || context.Request.Path.StartsWithSegments("/connect"),
+            static context => context.Request.Path.StartsWithSegments("/api") || context.Request.Path.StartsWithSegments("/connect")
+                || context.Request.Path.StartsWithSegments("/v1"),
             static branch => branch.UseRateLimiter());
         return app;
     }
@@ -74,11 +75,11 @@ public static class RateLimitingExtensions
     }
 
     /// <summary>
-    /// The principal's bucket for /api/v1 routes that chose no policy of their own. Health, metrics, docs,
-    /// OpenAPI and /.well-known lie outside /api/v1 and are never limited.
+    /// The principal's bucket for /api/v1 and /v1 (OpenAI-compatible) routes that chose no policy of their own.
+    /// Health, metrics, docs, OpenAPI and /.well-known lie outside them and are never limited.
     /// </summary>
     private static RateLimitPartition<string> DefaultApiBucket(HttpContext context, TokenBuckets buckets) =>
-        context.Request.Path.StartsWithSegments("/api/v1") && context.GetEndpoint()?.Metadata.GetMetadata<EnableRateLimitingAttribute>() is null
+        (context.Request.Path.StartsWithSegments("/api/v1") || context.Request.Path.StartsWithSegments("/v1")) && context.GetEndpoint()?.Metadata.GetMetadata<EnableRateLimitingAttribute>() is null
             ? buckets.Get(context, RateLimitPolicies.Api, Principal(context))
             : Unlimited;
 

@@ -64,10 +64,14 @@ public static class ModelExtensions
 
     // Methods of their own, so that a provider's library is loaded only when one of its kind is configured.
     private static void AddOllama(IServiceCollection services, ModelProviderOptions provider) =>
-        services.AddSingleton<IModelProvider>(sp => new OllamaModelProvider(provider, sp.GetRequiredService<IHttpClientFactory>()));
+        services.AddSingleton<IModelProvider>(sp => new OllamaModelProvider(
+            provider, sp.GetRequiredService<IOptions<ModelOptions>>().Value, sp.GetRequiredService<IHttpClientFactory>(), Logger(sp)));
 
     private static void AddOpenAi(IServiceCollection services, ModelProviderOptions provider) =>
-        services.AddSingleton<IModelProvider>(sp => new OpenAiModelProvider(provider, sp.GetRequiredService<IHttpClientFactory>()));
+        services.AddSingleton<IModelProvider>(sp => new OpenAiModelProvider(
+            provider, sp.GetRequiredService<IOptions<ModelOptions>>().Value, sp.GetRequiredService<IHttpClientFactory>(), Logger(sp)));
+
+    private static ILogger Logger(IServiceProvider services) => services.GetRequiredService<ILoggerFactory>().CreateLogger<ModelCatalog>();
 
     private static void AddLlamaCpp(IServiceCollection services, ModelProviderOptions provider)
     {

@@ -13,4 +13,10 @@ internal static partial class ModelLog
 
     [LoggerMessage(4, LogLevel.Warning, "llama.cpp {Level}: {Message}")]
     public static partial void LlamaCppNative(ILogger logger, string level, string message);
+
+    [LoggerMessage(5, LogLevel.Warning, "Model provider {Provider}: endpoint {Endpoint} is down for {BreakDuration} (circuit open): {Error}")]
+    public static partial void EndpointDown(ILogger logger, string provider, string endpoint, TimeSpan breakDuration, string error);
+
+    [LoggerMessage(6, LogLevel.Information, "Model provider {Provider}: endpoint {Endpoint} answers again (circuit closed)")]
+    public static partial void EndpointUp(ILogger logger, string provider, string endpoint);
 }

@@ -26,6 +26,21 @@ public sealed class ModelOptions
     /// <summary>How long opening a connection to a model server may take; generation itself may take much longer.</summary>
     [Range(typeof(TimeSpan), "00:00:00.100", "00:01:00", ErrorMessage = "Agentry:Llm:ConnectTimeout must be between 00:00:00.100 and 00:01:00.")]
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long one chat call may take in all, first token to last: long, since long answers are not failures.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "1.00:00:00", ErrorMessage = "Agentry:Llm:GenerationTimeout must be between 00:00:00.100 and 1.00:00:00.")]
+    public TimeSpan GenerationTimeout { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>How long an endpoint whose circuit breaker opened is left out before one request tries it again.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.500", "01:00:00", ErrorMessage = "Agentry:Llm:BreakDuration must be between 00:00:00.500 and 01:00:00.")]
+    public TimeSpan BreakDuration { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>
+    /// The calls an endpoint must have had in the last 30 s before its breaker may open; it opens when half of them
+    /// failed to connect or answered 5xx.
+    /// </summary>
+    [Range(2, 10_000, ErrorMessage = "Agentry:Llm:BreakerMinimumThroughput must be between 2 and 10000.")]
+    public int BreakerMinimumThroughput { get; set; } = 2;
 }
 
 /// <summary>One model provider: a server kind with its endpoints, or a GGUF file run in-process.</summary>
@@ -42,7 +57,7 @@ public sealed class ModelProviderOptions
     public string Kind { get; set; } = "";
 
     /// <summary>
-    /// HTTP kinds: the server's base URLs, the first one answering serves. Ollama: <c>http://host:11434</c>;
+    /// HTTP kinds: the server's base URLs; chats go round robin over the healthy ones and fail over to the next. Ollama: <c>http://host:11434</c>;
     /// OpenAI-compatible: the API base as OpenAI clients take it, <c>http://host:8000/v1</c>.
     /// </summary>
     public List<string> Endpoints { get; set; } = [];

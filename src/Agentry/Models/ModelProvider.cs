@@ -28,22 +28,3 @@ internal static class ModelIds
         return name.Length > 0;
     }
 }
-
-internal static class ProviderEndpoints
-{
-    /// <summary>Asks each endpoint in turn and returns the first answer; when none answers, the last failure.</summary>
-    public static async Task<T> FirstAnsweringAsync<T>(IReadOnlyList<string> endpoints, Func<string, Task<T>> ask)
-    {
-        for (var i = 0; ; i++)
-        {
-            try
-            {
-                return await ask(endpoints[i]);
-            }
-            catch (Exception ex) when (i < endpoints.Count - 1 && ex is not OperationCanceledException)
-            {
-                // the next endpoint may answer
-            }
-        }
-    }
-}

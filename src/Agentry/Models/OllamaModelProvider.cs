@@ -10,12 +10,14 @@ namespace Agentry.Models;
 /// from <c>/api/show</c>, chat through OllamaSharp's <see cref="IChatClient"/> with <c>num_ctx</c> set to the model's
 /// context length (Ollama otherwise runs every model with its own small default and silently cuts the history).
 /// </summary>
-internal sealed class OllamaModelProvider(ModelProviderOptions options, IHttpClientFactory http) : IModelProvider
+internal sealed class OllamaModelProvider(ModelProviderOptions options, ModelOptions models, IHttpClientFactory http, ILogger logger) : IModelProvider
 {
+    private readonly ModelEndpointPool _pool = new(options, models, logger);
+
     public ModelProviderOptions Options => options;
 
     public Task<IReadOnlyList<ModelResponse>> ListAsync(CancellationToken ct) =>
-        ProviderEndpoints.FirstAnsweringAsync(options.Endpoints, endpoint => ListAsync(Client(endpoint), ct));
+        _pool.FirstAnsweringAsync((endpoint, token) => ListAsync(Client(endpoint), token), ct);
 
     private async Task<IReadOnlyList<ModelResponse>> ListAsync(OllamaApiClient ollama, CancellationToken ct)
     {
@@ -26,9 +28,12 @@ internal sealed class OllamaModelProvider(ModelProviderOptions options, IHttpCli
             .ToList();
     }
 
-    public ValueTask<IChatClient> ChatClientAsync(ModelResponse model, CancellationToken ct)
-    {
-        IChatClient client = new ChatClientBuilder(Client(options.Endpoints[0], model.Name))
+    public ValueTask<IChatClient> ChatClientAsync(ModelResponse model, CancellationToken ct) =>
+        ValueTask.FromResult<IChatClient>(new BalancedChatClient(
+            options.Name, _pool, _pool.Endpoints.Select(e => ChatClient(e.Url, model)).ToList(), models.GenerationTimeout));
+
+    private IChatClient ChatClient(string endpoint, ModelResponse model) =>
+        new ChatClientBuilder(Client(endpoint, model.Name))
             .ConfigureOptions(chat =>
             {
                 chat.ModelId = model.Name;
@@ -38,8 +43,6 @@ internal sealed class OllamaModelProvider(ModelProviderOptions options, IHttpCli
                 }
             })
             .Build();
-        return ValueTask.FromResult(client);
-    }
 
     private OllamaApiClient Client(string endpoint, string model = "")
     {

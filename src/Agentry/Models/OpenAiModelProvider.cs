@@ -10,12 +10,14 @@ namespace Agentry.Models;
 /// Any OpenAI-compatible server (vLLM, LocalAI, llama.cpp's server, LM Studio, OpenAI itself), through the OpenAI SDK and
 /// Microsoft.Extensions.AI.OpenAI: models from <c>/models</c>, chat through <c>/chat/completions</c>.
 /// </summary>
-internal sealed class OpenAiModelProvider(ModelProviderOptions options, IHttpClientFactory http) : IModelProvider
+internal sealed class OpenAiModelProvider(ModelProviderOptions options, ModelOptions models, IHttpClientFactory http, ILogger logger) : IModelProvider
 {
+    private readonly ModelEndpointPool _pool = new(options, models, logger);
+
     public ModelProviderOptions Options => options;
 
     public Task<IReadOnlyList<ModelResponse>> ListAsync(CancellationToken ct) =>
-        ProviderEndpoints.FirstAnsweringAsync(options.Endpoints, endpoint => ListAsync(Client(endpoint), ct));
+        _pool.FirstAnsweringAsync((endpoint, token) => ListAsync(Client(endpoint), token), ct);
 
     private async Task<IReadOnlyList<ModelResponse>> ListAsync(OpenAIClient client, CancellationToken ct)
     {
@@ -33,7 +35,8 @@ internal sealed class OpenAiModelProvider(ModelProviderOptions options, IHttpCli
     }
 
     public ValueTask<IChatClient> ChatClientAsync(ModelResponse model, CancellationToken ct) =>
-        ValueTask.FromResult(Client(options.Endpoints[0]).GetChatClient(model.Name).AsIChatClient());
+        ValueTask.FromResult<IChatClient>(new BalancedChatClient(
+            options.Name, _pool, _pool.Endpoints.Select(e => Client(e.Url).GetChatClient(model.Name).AsIChatClient()).ToList(), models.GenerationTimeout));
 
     private OpenAIClient Client(string endpoint)
     {

@@ -19,7 +19,7 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
 {
     private readonly AgentryApp _app = fixture.App;
 
-    /// <summary>Outside /api only these may be called without a token.</summary>
+    /// <summary>Outside /api and /v1 (the OpenAI-compatible API, checked like /api) only these may be called without a token.</summary>
     private static readonly string[] AnonymousOutsideApi =
         ["/health", "/health/ready", "/metrics", "/openapi/{documentName}.json", "/connect/token"];
 
@@ -46,6 +46,7 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
         ["PostConversationMessage"] = new { content = "hello" },
         ["CancelConversationReply"] = new { },
         ["Chat"] = new { message = "hello", model = "local/tiny" },
+        ["OpenAiCreateChatCompletion"] = new { model = "none/none", messages = new[] { new { role = "user", content = "hi" } } },
         ["ImportAgent"] = new { agentry = "agent/v1", name = "imported-" + Guid.NewGuid().ToString("N")[..8], kind = "tool" },
     };
 
@@ -101,7 +102,7 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
         foreach (var (endpoint, method) in endpoints)
         {
             var pattern = endpoint.RoutePattern.RawText!;
-            if (!pattern.StartsWith("/api/", StringComparison.Ordinal))
+            if (!pattern.StartsWith("/api/", StringComparison.Ordinal) && !pattern.StartsWith("/v1/", StringComparison.Ordinal))
             {
                 Assert.Contains(pattern, AnonymousOutsideApi);
                 continue;

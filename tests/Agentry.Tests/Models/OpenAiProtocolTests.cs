@@ -76,7 +76,7 @@ public sealed class OpenAiProtocolTests : ProviderProtocolTests
         ? content.GetString()
         : string.Concat(content.EnumerateArray().Select(p => p.GetProperty("text").GetString()));
 
-    private const string Models = """
+    internal const string Models = """
         {"object":"list","data":[
           {"id":"Qwen/Qwen2.5-0.5B-Instruct","object":"model","created":1746000000,"owned_by":"vllm","root":"Qwen/Qwen2.5-0.5B-Instruct","parent":null,"max_model_len":32768},
           {"id":"plain","object":"model","created":1746000000,"owned_by":"someone"}
@@ -85,7 +85,7 @@ public sealed class OpenAiProtocolTests : ProviderProtocolTests
 
     private const string Usage = "\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":3,\"total_tokens\":12}";
 
-    private static async Task CompleteAsync(HttpContext context)
+    internal static async Task CompleteAsync(HttpContext context)
     {
         var request = (await JsonDocument.ParseAsync(context.Request.Body)).RootElement;
         var model = request.GetProperty("model").GetString();
