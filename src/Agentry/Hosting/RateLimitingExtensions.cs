@@ -48,8 +48,7 @@ public static class RateLimitingExtensions
     {
         // Only what can be limited pays for the limiter: probes, metrics and docs skip it.
         app.UseWhen(
-            static context => context.Request.Path.StartsWithSegments("/api") || context.Request.Path.StartsWithSegments("/connect")
-                || context.Request.Path.StartsWithSegments("/v1"),
+            static context => IsApi(context.Request.Path) || context.Request.Path.StartsWithSegments("/connect"),
             static branch => branch.UseRateLimiter());
         return app;
     }
@@ -79,9 +78,12 @@ public static class RateLimitingExtensions
     /// Health, metrics, docs, OpenAPI and /.well-known lie outside them and are never limited.
     /// </summary>
     private static RateLimitPartition<string> DefaultApiBucket(HttpContext context, TokenBuckets buckets) =>
-        (context.Request.Path.StartsWithSegments("/api/v1") || context.Request.Path.StartsWithSegments("/v1")) && context.GetEndpoint()?.Metadata.GetMetadata<EnableRateLimitingAttribute>() is null
+        IsApi(context.Request.Path) && context.GetEndpoint()?.Metadata.GetMetadata<EnableRateLimitingAttribute>() is null
             ? buckets.Get(context, RateLimitPolicies.Api, Principal(context))
             : Unlimited;
+
+    /// <summary>The limited API: Agentry's own (/api/v1) and the OpenAI-compatible one (/v1).</summary>
+    private static bool IsApi(PathString path) => path.StartsWithSegments("/api/v1") || path.StartsWithSegments("/v1");
 
     /// <summary>Only for authenticated requests: an anonymous one must not spend a workspace's tokens.</summary>
     private static RateLimitPartition<string> WorkspaceBucket(HttpContext context, TokenBuckets buckets) =>

@@ -112,21 +112,10 @@ internal static class BearerAuthentication
         {
             return (await services.GetRequiredService<ApiKeyGrants>().AuthenticateAsync(context, credential.ToString(), ApiKeyScheme)).Principal;
         }
-        if (services.GetRequiredService<ValidatedTokens>().TryGetIdentity(credential.ToString(), context) is not { } identity
-            || identity.FindFirst(AgentryClaims.TokenId)?.Value is not { } tokenId)
-        {
-            return null;
-        }
-        try
-        {
-            return await services.GetRequiredService<TokenStatuses>().IsValidAsync(tokenId, services, context.RequestAborted)
+        return services.GetRequiredService<ValidatedTokens>().TryGetIdentity(credential.ToString(), context) is { } identity
+            && await RefusalAsync(identity.FindFirst(AgentryClaims.TokenId)?.Value, context) is null
                 ? new ClaimsPrincipal(identity)
                 : null;
-        }
-        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
-        {
-            return null;
-        }
     }
 
     private static string SelectScheme(HttpContext context)
@@ -177,20 +166,26 @@ internal static class BearerAuthentication
     /// <summary>Revoked (signed out, reused refresh chain) access tokens are refused on every node.</summary>
     private static async Task RefuseRevokedAsync(TokenValidatedContext context)
     {
-        var tokenId = context.Principal?.FindFirst(AgentryClaims.TokenId)?.Value;
-        var services = context.HttpContext.RequestServices;
-        var aborted = context.HttpContext.RequestAborted;
+        if (await RefusalAsync(context.Principal?.FindFirst(AgentryClaims.TokenId)?.Value, context.HttpContext) is { } refusal)
+        {
+            context.Fail(refusal);
+        }
+    }
+
+    /// <summary>Why the access token with this id (OpenIddict's token entry) is refused, or null while it is valid.</summary>
+    private static async ValueTask<string?> RefusalAsync(string? tokenId, HttpContext http)
+    {
+        var services = http.RequestServices;
         try
         {
-            if (tokenId is null || !await services.GetRequiredService<TokenStatuses>().IsValidAsync(tokenId, services, aborted))
-            {
-                context.Fail("The access token was revoked.");
-            }
+            return tokenId is not null && await services.GetRequiredService<TokenStatuses>().IsValidAsync(tokenId, services, http.RequestAborted)
+                ? null
+                : "The access token was revoked.";
         }
-        catch (OperationCanceledException) when (aborted.IsCancellationRequested)
+        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
         {
             // The client hung up; nobody is waiting for an answer, and it is not an error.
-            context.Fail("The request was aborted.");
+            return "The request was aborted.";
         }
     }
 }
