@@ -95,7 +95,6 @@ public static class AgentEndpoints
         return agent is null ? NotFound(id) : TypedResults.Ok(agent);
     }
 
-    /// <summary>A live agent of the workspace as it is now, from the cache the agent reads share.</summary>
     /// <summary>The agent as it is now, cached; <paramref name="db"/> is called only on a miss (a hit rents no context).</summary>
     internal static ValueTask<AgentResponse?> FindAsync(Guid workspaceId, Guid id, Func<AppDbContext> db, IFusionCache cache, CancellationToken ct) =>
         cache.GetOrSetAsync(

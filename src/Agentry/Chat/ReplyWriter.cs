@@ -15,7 +15,6 @@ internal sealed class ReplyWriter
     /// <summary>How often a reply with no deltas to write (its model is still reading the prompt) renews its lease and looks for a cancel.</summary>
     private static readonly TimeSpan CancelPoll = TimeSpan.FromMilliseconds(250);
 
-    /// <summary>How often a reply with no deltas to write (its model is still reading the prompt) renews its lease and looks for a cancel.</summary>
     private readonly ReplyRun _run;
     private readonly ConversationStore _store;
     private readonly EventSignal _signal;

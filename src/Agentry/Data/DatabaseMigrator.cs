@@ -31,11 +31,5 @@ internal sealed class DatabaseMigrator(IServiceScopeFactory scopes, IOptions<Sto
             await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", cancellationToken);
         }
         HostingLog.MigrationsApplied(logger, pending, options.Value.Provider);
-        if (pending > 0)
-        {
-            // Applying builds each migration's target model; that garbage would otherwise stay in the heap
-            // (megabytes of the idle footprint) until load arrives. Once, and only on the start that migrated.
-            GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
-        }
     }
 }

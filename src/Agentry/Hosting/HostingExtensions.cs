@@ -64,6 +64,7 @@ public static class HostingExtensions
         builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
 
         builder.Services.TryAddSingleton(TimeProvider.System);
+        builder.Services.AddHostedService<StartupSettling>();
         builder.AddProblems();
         builder.AddWebHygiene();
         builder.Services.AddValidation();
