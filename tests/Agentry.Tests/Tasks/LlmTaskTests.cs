@@ -178,6 +178,14 @@ public sealed class LlmTaskTests(LlmTaskFixture fixture) : IClassFixture<LlmTask
     }
 
     [Fact]
+    public async Task Tools_for_a_model_that_cannot_call_them_end_the_task_dead()
+    {
+        await DeadAsync(
+            new { name = "toolless", kind = "llm", model = "local/tiny", allowedTools = new[] { "get_weather" } },
+            "hello", "its model 'local/tiny' does not support tool calls");
+    }
+
+    [Fact]
     public async Task A_model_server_that_is_down_is_retried_until_the_attempts_run_out()
     {
         var agent = await AgentAsync(new { name = "hopeful", kind = "llm", model = "down/llama3" });
