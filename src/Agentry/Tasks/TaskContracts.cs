@@ -22,7 +22,7 @@ public sealed record SubmitTaskRequest
     [Range(1, 100)]
     public int? MaxAttempts { get; init; }
 
-    /// <summary>Per attempt; defaults to the agent's own time limit.</summary>
+    /// <summary>Per attempt; defaults to the agent's own time limit (an <c>llm</c> agent's plus 10 s: its run ends at its own limit first).</summary>
     [Range(1, 86_400)]
     public int? TimeoutSeconds { get; init; }
 

@@ -1,4 +1,5 @@
 using Agentry.Hosting;
+using Agentry.Tools;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
@@ -26,9 +27,12 @@ public static class TaskExtensions
         services.AddSingleton<AgentVersions>();
         services.AddSingleton<CompletionNotices>();
         services.AddSingleton<WebhookDelivery>();
+        // No tool servers yet: an agent naming tools fails until the MCP feature registers its catalog in place of this.
+        services.TryAddSingleton<IAgentTools, EmptyAgentTools>();
         // The built-in handlers come first: a deployment or a test may register its own for a kind, and the worker takes the last.
         services.AddSingleton<ITaskHandler, WebhookTaskHandler>();
         services.AddSingleton<ITaskHandler, NotifyTaskHandler>();
+        services.AddSingleton<ITaskHandler, LlmTaskHandler>();
         services.AddSingleton<TaskWriter>();
         services.AddScoped<TaskSubmission>();
         services.AddHostedService<TaskSweeper>();

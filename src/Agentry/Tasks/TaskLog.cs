@@ -55,4 +55,7 @@ internal static partial class TaskLog
 
     [LoggerMessage(18, LogLevel.Warning, "{Count} due tasks waited too long without being claimed ({Waiting} messages in the queue); publishing them again")]
     public static partial void Republishing(ILogger logger, int count, uint waiting);
+
+    [LoggerMessage(19, LogLevel.Warning, "Task {TaskId}: tool {Tool} failed; the model is told it failed")]
+    public static partial void ToolFailed(ILogger logger, Guid taskId, string tool, Exception exception);
 }

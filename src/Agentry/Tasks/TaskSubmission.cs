@@ -160,7 +160,7 @@ internal sealed class TaskSubmission(
             Priority = r.Priority ?? TaskContracts.DefaultPriority,
             RunAt = runAt.AddTicks(-(runAt.Ticks % TimeSpan.TicksPerMicrosecond)),
             MaxAttempts = r.MaxAttempts ?? options.Value.DefaultMaxAttempts,
-            TimeoutSeconds = r.TimeoutSeconds ?? agent.Limits.TimeoutSeconds,
+            TimeoutSeconds = r.TimeoutSeconds ?? DefaultTimeoutSeconds(agent),
             Input = r.Input is { } input ? input.GetRawText() : "{}",
             IdempotencyKey = item.IdempotencyKey,
             RequestHash = hash,
@@ -174,6 +174,10 @@ internal sealed class TaskSubmission(
     /// <summary>What makes two submissions "the same request": every field but the key itself.</summary>
     private static string Hash(SubmitTaskRequest request) =>
         Convert.ToHexStringLower(SHA256.HashData(JsonSerializer.SerializeToUtf8Bytes(request with { IdempotencyKey = null }, JsonSerializerOptions.Web)));
+
+    /// <summary>The agent's time limit; for an <c>llm</c> agent, whose handler enforces that limit itself, a little more (see <see cref="LlmTaskHandler.TimeLimitGraceSeconds"/>).</summary>
+    private static int DefaultTimeoutSeconds(AgentResponse agent) =>
+        agent.Limits.TimeoutSeconds + (agent.Kind == AgentKinds.Llm ? LlmTaskHandler.TimeLimitGraceSeconds : 0);
 
     private static string Where(Item item) => item.Field.Length == 0 ? "The " : $"In {item.Field.TrimEnd('.')}, the ";
 
