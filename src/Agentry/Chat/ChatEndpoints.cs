@@ -44,6 +44,6 @@ public static class ChatEndpoints
         {
             EventStreams.MarkUnbuffered(context);
         }
-        return await exchanges.SendAsync(workspace.Id, conversationId.Value, request.Message, "message", stream, caller.Actor, context, ct);
+        return await exchanges.SendAsync(workspace.Id, conversationId.Value, request.Message, "message", stream, caller, context, ct);
     }
 }

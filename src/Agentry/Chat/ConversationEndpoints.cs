@@ -88,7 +88,7 @@ public static class ConversationEndpoints
     internal static Task<Results<Ok<ExchangeResponse>, ServerSentEventsResult<ConversationEventResponse>, ProblemHttpResult>> PostMessageAsync(
         Guid id, PostMessageRequest request, CurrentWorkspace workspace, Caller caller, ConversationExchanges exchanges, HttpContext context,
         CancellationToken ct) =>
-        exchanges.SendAsync(workspace.Id, id, request.Content, "content", EventStreams.WantsEventStream(context), caller.Actor, context, ct);
+        exchanges.SendAsync(workspace.Id, id, request.Content, "content", EventStreams.WantsEventStream(context), caller, context, ct);
 
     internal static async Task<Results<Accepted<ConversationResponse>, ProblemHttpResult>> CancelAsync(
         Guid id, CurrentWorkspace workspace, AppDbContext db, ConversationReplies replies, CancellationToken ct)
