@@ -102,6 +102,11 @@ internal sealed class ConversationExchanges(
         {
             // Headers wait for the first token, so a model server that cannot be reached is still a 503.
             await run.FirstOutput.Task.WaitAsync(ct);
+            if (run.Refusal is { } refused)
+            {
+                // Answered by the exception handler, like the refusal the resolve above would have made.
+                throw refused;
+            }
             return run.Unavailable
                 ? Unavailable(http, run)
                 : TypedResults.ServerSentEvents(Items(run, ct));
@@ -109,6 +114,7 @@ internal sealed class ConversationExchanges(
         var reply = await run.Completion.Task.WaitAsync(ct);
         return reply switch
         {
+            _ when run.Refusal is { } refused => throw refused,
             _ when run.Unavailable => Unavailable(http, run),
             { Status: MessageStatuses.Failed, FinishReason: FinishReasons.Timeout } => Problem.GatewayTimeout("generation_timeout", reply.Error!),
             { Status: MessageStatuses.Failed } => Problem.BadGateway("model_failed", reply.Error ?? "The reply failed."),
