@@ -210,6 +210,18 @@ public abstract class UsageApiContract(StorageFixture fixture)
     }
 
     [Fact]
+    public async Task Budgets_out_of_range_are_400()
+    {
+        var ws = await NewWorkspaceAsync();
+
+        var workspace = await ws.Admin.PatchAsJsonAsync($"/api/v1/workspaces/{ws.Id}", new { dailyTokenBudget = -1 }, Ct);
+        var key = await fixture.Client.PostJsonAsync($"/api/v1/workspaces/{ws.Id}/api-keys", new { name = "k", scopes = new[] { ApiKeyScopes.Chat }, dailyTokenBudget = 0 });
+
+        Assert.True((await workspace.AssertProblemAsync(HttpStatusCode.BadRequest, "validation_failed")).GetProperty("errors").TryGetProperty("dailyTokenBudget", out _));
+        Assert.True((await key.AssertProblemAsync(HttpStatusCode.BadRequest, "validation_failed")).GetProperty("errors").TryGetProperty("dailyTokenBudget", out _));
+    }
+
+    [Fact]
     public async Task A_spent_api_key_budget_refuses_that_key_only()
     {
         var ws = await NewWorkspaceAsync(keyBudget: 5);
