@@ -24,6 +24,7 @@ internal sealed class UsageLedger : BackgroundService
     // Wakes the writer before its interval is over: a full batch, a flush asked for, or the node stopping.
     private readonly SemaphoreSlim _wake = new(0);
     private long _pendingRecords;
+    private volatile bool _stopping;
 
     public UsageLedger(IServiceScopeFactory scopes, IFusionCache cache, IOptions<UsageOptions> options, ILogger<UsageLedger> logger)
     {
@@ -81,7 +82,7 @@ internal sealed class UsageLedger : BackgroundService
         // Ends when the queue is completed (the node stops) and empty: the drain is this same loop.
         while (await _queue.Reader.WaitToReadAsync(CancellationToken.None))
         {
-            if (_queue.Reader.Count < _options.BatchSize && !_queue.Reader.Completion.IsCompleted && _flushWaiters.IsEmpty)
+            if (_queue.Reader.Count < _options.BatchSize && !_stopping && _flushWaiters.IsEmpty)
             {
                 await _wake.WaitAsync(_options.FlushInterval, CancellationToken.None);
             }
@@ -94,7 +95,7 @@ internal sealed class UsageLedger : BackgroundService
             {
                 batch.Add(record);
             }
-            await WriteAsync(batch, stopping: stoppingToken.IsCancellationRequested);
+            await WriteAsync(batch, _stopping);
             // A batch that did not fill took everything queued before these flushes asked; a full one may have left some.
             foreach (var waiter in waiters)
             {
@@ -113,7 +114,8 @@ internal sealed class UsageLedger : BackgroundService
 
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
-        // Take no more records into the queue, then let the loop write what is in it before the node ends.
+        // Take no more records into the queue, then let the loop write what is in it, batch after batch without waiting.
+        _stopping = true;
         _queue.Writer.TryComplete();
         Wake();
         await base.StopAsync(cancellationToken);
