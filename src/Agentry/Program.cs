@@ -5,6 +5,7 @@ using Agentry.Hosting;
 using Agentry.Identity;
 using Agentry.Models;
 using Agentry.Tasks;
+using Agentry.Usage;
 using Agentry.Workspaces;
 
 if (args is ["bench-baseline", ..])
@@ -21,6 +22,7 @@ builder.AddCaching();
 builder.AddEgressGuard();
 builder.AddAgentryIdentity();
 builder.AddAgentryRateLimiting();
+builder.AddUsage();
 builder.AddTasks();
 builder.AddModels();
 builder.AddChat();
@@ -41,6 +43,7 @@ app.MapTasks();
 app.MapSchedules();
 app.MapModels();
 app.MapChat();
+app.MapUsage();
 app.MapOpenAiApi();
 
 return await app.RunAgentryAsync(args);

@@ -16,8 +16,9 @@ public static class ChatEndpoints
             .WithSummary("Send one message: to conversationId, or to a new conversation with model or agentId; the reply whole, or streamed with stream: true")
             .RequireScope(ApiKeyScopes.Chat).RequireCurrentWorkspaceRole(Roles.Member)
             .Produces<ConversationEventResponse>(StatusCodes.Status200OK, "text/event-stream")
-            .ProducesWriteProblems().ProducesProblem(StatusCodes.Status422UnprocessableEntity).ProducesProblem(StatusCodes.Status502BadGateway)
-            .ProducesProblem(StatusCodes.Status503ServiceUnavailable).ProducesProblem(StatusCodes.Status504GatewayTimeout);
+            .ProducesWriteProblems().ProducesProblem(StatusCodes.Status422UnprocessableEntity).ProducesProblem(StatusCodes.Status429TooManyRequests)
+            .ProducesProblem(StatusCodes.Status502BadGateway).ProducesProblem(StatusCodes.Status503ServiceUnavailable)
+            .ProducesProblem(StatusCodes.Status504GatewayTimeout);
         return endpoints;
     }
 
@@ -44,6 +45,6 @@ public static class ChatEndpoints
         {
             EventStreams.MarkUnbuffered(context);
         }
-        return await exchanges.SendAsync(workspace.Id, conversationId.Value, request.Message, "message", stream, caller.Actor, context, ct);
+        return await exchanges.SendAsync(workspace.Id, conversationId.Value, request.Message, "message", stream, caller, context, ct);
     }
 }

@@ -29,8 +29,9 @@ public static class ConversationEndpoints
             .WithSummary("Send a message; the reply comes whole as JSON, or as Server-Sent Events (Accept: text/event-stream), and is stored either way")
             .RequireScope(ApiKeyScopes.Chat).RequireCurrentWorkspaceRole(Roles.Member)
             .Produces<ConversationEventResponse>(StatusCodes.Status200OK, "text/event-stream")
-            .ProducesWriteProblems().ProducesProblem(StatusCodes.Status422UnprocessableEntity).ProducesProblem(StatusCodes.Status502BadGateway)
-            .ProducesProblem(StatusCodes.Status503ServiceUnavailable).ProducesProblem(StatusCodes.Status504GatewayTimeout);
+            .ProducesWriteProblems().ProducesProblem(StatusCodes.Status422UnprocessableEntity).ProducesProblem(StatusCodes.Status429TooManyRequests)
+            .ProducesProblem(StatusCodes.Status502BadGateway).ProducesProblem(StatusCodes.Status503ServiceUnavailable)
+            .ProducesProblem(StatusCodes.Status504GatewayTimeout);
         group.MapPost("/{id:guid}/cancel", CancelAsync).WithName("CancelConversationReply")
             .WithSummary("Stop the reply being generated; what it wrote so far is stored, marked cancelled")
             .RequireScope(ApiKeyScopes.Chat).RequireCurrentWorkspaceRole(Roles.Member).ProducesProblem(StatusCodes.Status409Conflict);
@@ -88,7 +89,7 @@ public static class ConversationEndpoints
     internal static Task<Results<Ok<ExchangeResponse>, ServerSentEventsResult<ConversationEventResponse>, ProblemHttpResult>> PostMessageAsync(
         Guid id, PostMessageRequest request, CurrentWorkspace workspace, Caller caller, ConversationExchanges exchanges, HttpContext context,
         CancellationToken ct) =>
-        exchanges.SendAsync(workspace.Id, id, request.Content, "content", EventStreams.WantsEventStream(context), caller.Actor, context, ct);
+        exchanges.SendAsync(workspace.Id, id, request.Content, "content", EventStreams.WantsEventStream(context), caller, context, ct);
 
     internal static async Task<Results<Accepted<ConversationResponse>, ProblemHttpResult>> CancelAsync(
         Guid id, CurrentWorkspace workspace, AppDbContext db, ConversationReplies replies, CancellationToken ct)

@@ -2,6 +2,7 @@ using System.Net.ServerSentEvents;
 using Agentry.Agents;
 using Agentry.Data;
 using Agentry.Hosting;
+using Agentry.Identity;
 using Agentry.Models;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
@@ -44,7 +45,7 @@ internal sealed class ConversationExchanges(
         {
             return (null, Problem.Validation(modelField, "Name a model (an id from GET /api/v1/models) or an llm agent (agentId)."));
         }
-        if (await catalog.ResolveAsync(model, ct) is null)
+        if (await catalog.FindAsync(model, ct) is null)
         {
             return (null, UnknownModel(model));
         }
@@ -65,7 +66,7 @@ internal sealed class ConversationExchanges(
     /// generating if the client goes away.
     /// </summary>
     public async Task<Results<Ok<ExchangeResponse>, ServerSentEventsResult<ConversationEventResponse>, ProblemHttpResult>> SendAsync(
-        Guid workspaceId, Guid conversationId, string? content, string field, bool stream, Guid? actor, HttpContext http, CancellationToken ct)
+        Guid workspaceId, Guid conversationId, string? content, string field, bool stream, Caller caller, HttpContext http, CancellationToken ct)
     {
         if (string.IsNullOrWhiteSpace(content))
         {
@@ -80,7 +81,7 @@ internal sealed class ConversationExchanges(
         {
             return ConversationEndpoints.NotFound(conversationId);
         }
-        if (await catalog.ResolveAsync(conversation.Model, ct) is not { } model)
+        if (await catalog.ResolveAsync(conversation.Model, ModelCaller.Of(caller, workspaceId, conversation.AgentId), ct) is not { } model)
         {
             return UnknownModel(conversation.Model);
         }
@@ -91,7 +92,7 @@ internal sealed class ConversationExchanges(
             return Problem.Validation(field,
                 $"The message and system prompt are about {needed} tokens; model {model.Model.Id} takes at most {history.Budget(model.Model)} with room for its reply.");
         }
-        var exchange = await store.StartAsync(db, conversation, content, model.Model.Id, actor, ct);
+        var exchange = await store.StartAsync(db, conversation, content, model.Model.Id, caller.Actor, ct);
         if (exchange is null)
         {
             return Problem.Conflict("reply_in_progress", $"Conversation {conversationId} is generating a reply; wait for it or cancel it.");
@@ -101,6 +102,11 @@ internal sealed class ConversationExchanges(
         {
             // Headers wait for the first token, so a model server that cannot be reached is still a 503.
             await run.FirstOutput.Task.WaitAsync(ct);
+            if (run.Refusal is { } refused)
+            {
+                // Answered by the exception handler, like the refusal the resolve above would have made.
+                throw refused;
+            }
             return run.Unavailable
                 ? Unavailable(http, run)
                 : TypedResults.ServerSentEvents(Items(run, ct));
@@ -108,6 +114,7 @@ internal sealed class ConversationExchanges(
         var reply = await run.Completion.Task.WaitAsync(ct);
         return reply switch
         {
+            _ when run.Refusal is { } refused => throw refused,
             _ when run.Unavailable => Unavailable(http, run),
             { Status: MessageStatuses.Failed, FinishReason: FinishReasons.Timeout } => Problem.GatewayTimeout("generation_timeout", reply.Error!),
             { Status: MessageStatuses.Failed } => Problem.BadGateway("model_failed", reply.Error ?? "The reply failed."),

@@ -18,8 +18,8 @@ internal sealed record TokenCount(Func<string, int> Count, bool Exact);
 /// </summary>
 internal sealed class ConversationHistory(IEnumerable<IModelProvider> providers, IServiceProvider services, IOptions<ConversationOptions> options)
 {
-    /// <summary>Role markers around each message (ChatML's are 5 tokens, plain <c>User:</c> turns 3).</summary>
-    public const int MessageOverhead = 8;
+    /// <summary>Role markers around each message.</summary>
+    public const int MessageOverhead = TokenEstimate.MessageOverhead;
 
     /// <summary>The start of the prompt and the open assistant turn it ends with.</summary>
     public const int PromptOverhead = 8;
@@ -40,7 +40,7 @@ internal sealed class ConversationHistory(IEnumerable<IModelProvider> providers,
         {
             return await LlamaCppCounterAsync(path, ct);
         }
-        return new TokenCount(text => (Encoding.UTF8.GetByteCount(text) + 2) / 3, Exact: false);
+        return new TokenCount(TokenEstimate.Of, Exact: false);
     }
 
     // A method of its own, so LLamaSharp is loaded only where a llamacpp provider is configured.

@@ -4,6 +4,7 @@ using System.Text;
 using Agentry.Data;
 using Agentry.Hosting;
 using Agentry.Models;
+using Agentry.Usage;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Options;
 
@@ -22,6 +23,9 @@ internal sealed class ReplyRun(Exchange exchange)
 
     /// <summary>The reply failed because the model's server could not be reached (a 503 to a waiting client).</summary>
     public bool Unavailable { get; set; }
+
+    /// <summary>A daily token budget was spent between resolving the model and calling it (a 429 to a waiting client).</summary>
+    public TokenBudgetExhaustedException? Refusal { get; set; }
 }
 
 /// <summary>
@@ -140,6 +144,11 @@ internal sealed class ConversationReplies(
         catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested)
         {
             (reply.Status, reply.FinishReason, reply.Error) = (MessageStatuses.Failed, FinishReasons.Error, "Interrupted: the server shut down.");
+        }
+        catch (TokenBudgetExhaustedException ex)
+        {
+            run.Refusal = ex;
+            (reply.Status, reply.FinishReason, reply.Error) = (MessageStatuses.Failed, FinishReasons.Error, ex.Message);
         }
         catch (Exception ex)
         {

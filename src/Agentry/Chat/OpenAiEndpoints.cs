@@ -4,6 +4,7 @@ using System.Text.Json;
 using Agentry.Hosting;
 using Agentry.Identity;
 using Agentry.Models;
+using Agentry.Workspaces;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Options;
@@ -39,6 +40,7 @@ public static class OpenAiEndpoints
             .WithSummary("List the models, in OpenAI's format (a provider that is down lists none)");
         group.MapPost("/chat/completions", CompleteAsync).WithName("OpenAiCreateChatCompletion")
             .WithSummary("Answer a conversation, whole (JSON) or streamed (Server-Sent Events, then data: [DONE]), in OpenAI's format")
+            .RequireCurrentWorkspaceRole(Roles.Member)
             .Produces<OpenAiChunk>(StatusCodes.Status200OK, "text/event-stream")
             .ProducesErrors(StatusCodes.Status400BadRequest, StatusCodes.Status404NotFound, StatusCodes.Status503ServiceUnavailable,
                 StatusCodes.Status504GatewayTimeout);
@@ -57,14 +59,14 @@ public static class OpenAiEndpoints
     }
 
     internal static async Task<Results<Ok<OpenAiChatCompletion>, ServerSentEventsResult<string>, ProblemHttpResult>> CompleteAsync(
-        OpenAiChatRequest request, ModelCatalog catalog, TimeProvider clock, IOptions<JsonOptions> json, ILoggerFactory loggers,
-        CancellationToken ct)
+        OpenAiChatRequest request, CurrentWorkspace workspace, Caller caller, ModelCatalog catalog, TimeProvider clock, IOptions<JsonOptions> json,
+        ILoggerFactory loggers, CancellationToken ct)
     {
         if (OpenAiRequests.Read(request, out var messages, out var options) is { } invalid)
         {
             return invalid;
         }
-        var model = await catalog.ResolveAsync(request.Model!, ct);
+        var model = await catalog.ResolveAsync(request.Model!, ModelCaller.Of(caller, workspace.Id), ct);
         if (model is null)
         {
             return OpenAiErrors.ModelNotFound(request.Model!);

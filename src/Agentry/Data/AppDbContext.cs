@@ -2,6 +2,7 @@ using Agentry.Agents;
 using Agentry.Chat;
 using Agentry.Identity;
 using Agentry.Tasks;
+using Agentry.Usage;
 using Agentry.Workspaces;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
@@ -31,6 +32,7 @@ public abstract class AppDbContext(DbContextOptions options) : DbContext(options
     public DbSet<Conversation> Conversations => Set<Conversation>();
     public DbSet<ConversationMessage> ConversationMessages => Set<ConversationMessage>();
     public DbSet<ConversationEvent> ConversationEvents => Set<ConversationEvent>();
+    public DbSet<UsageRecord> UsageRecords => Set<UsageRecord>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Agentry.Data;
+using Agentry.Usage;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -153,7 +154,22 @@ internal sealed class ApiExceptionHandler(IProblemDetailsService problems, ILogg
             context.Response.Headers.RetryAfter = "5";
         }
         var problem = new ProblemDetails { Status = status, Detail = detail, Extensions = { ["code"] = code } };
+        if (exception is TokenBudgetExhaustedException budget)
+        {
+            Describe(context, problem, budget);
+        }
         return await problems.TryWriteAsync(new ProblemDetailsContext { HttpContext = context, ProblemDetails = problem });
+    }
+
+    /// <summary>Which budget, its limit, what was spent and when it resets; <c>Retry-After</c> is the wait until then.</summary>
+    private static void Describe(HttpContext context, ProblemDetails problem, TokenBudgetExhaustedException budget)
+    {
+        var wait = budget.ResetsAt - context.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow().UtcDateTime;
+        context.Response.Headers.RetryAfter = Math.Max(1, (long)Math.Ceiling(wait.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        problem.Extensions["budget"] = budget.Budget;
+        problem.Extensions["limit"] = budget.Limit;
+        problem.Extensions["spent"] = budget.Spent;
+        problem.Extensions["resetsAt"] = budget.ResetsAt;
     }
 
     private static (int Status, string Code, string Detail) Describe(Exception exception) => exception switch
@@ -170,6 +186,8 @@ internal sealed class ApiExceptionHandler(IProblemDetailsService problems, ILogg
             (bad.StatusCode, ProblemCodes.ForStatus(bad.StatusCode), bad.Message),
         DependencyUnavailableException unavailable =>
             (503, ProblemCodes.Unavailable, unavailable.Message),
+        TokenBudgetExhaustedException spent =>
+            (429, TokenBudgetExhaustedException.Code, spent.Message),
         DependencyTimeoutException slow =>
             (504, ProblemCodes.GatewayTimeout, slow.Message),
         _ when exception.IsDatabaseOutage() =>

@@ -29,6 +29,10 @@ public sealed class ApiKey : INamedRow
     public Guid CreatedBy { get; init; }
     public DateTime CreatedAt { get; init; }
     public DateTime? ExpiresAt { get; init; }
+
+    /// <summary>Tokens the key's model calls may use per UTC day (within the workspace's own budget); null for no limit.</summary>
+    public long? DailyTokenBudget { get; init; }
+
     public DateTime? LastUsedAt { get; set; }
     public DateTime? RevokedAt { get; set; }
 }

@@ -7,20 +7,22 @@ using Microsoft.EntityFrameworkCore;
 
 namespace Agentry.Identity;
 
+/// <summary>A new key; <c>dailyTokenBudget</c> limits the tokens its model calls use per UTC day (fixed for the key's life).</summary>
 public sealed record CreateApiKeyRequest(
     [Required, StringLength(100, MinimumLength = 1)] string Name,
     [Required, MinLength(1)] string[] Scopes,
-    DateTime? ExpiresAt);
+    DateTime? ExpiresAt,
+    [Range(1, Agentry.Workspaces.WorkspaceContracts.MaxDailyTokenBudget)] long? DailyTokenBudget = null);
 
 public record ApiKeyResponse(
-    Guid Id, Guid WorkspaceId, string Name, string Prefix, IReadOnlyList<string> Scopes, Guid CreatedBy,
+    Guid Id, Guid WorkspaceId, string Name, string Prefix, IReadOnlyList<string> Scopes, long? DailyTokenBudget, Guid CreatedBy,
     DateTime CreatedAt, DateTime? ExpiresAt, DateTime? LastUsedAt, DateTime? RevokedAt);
 
 /// <summary>The one response that carries the key itself; it is never shown again.</summary>
 public sealed record CreatedApiKeyResponse(
-    Guid Id, Guid WorkspaceId, string Name, string Prefix, IReadOnlyList<string> Scopes, Guid CreatedBy,
+    Guid Id, Guid WorkspaceId, string Name, string Prefix, IReadOnlyList<string> Scopes, long? DailyTokenBudget, Guid CreatedBy,
     DateTime CreatedAt, DateTime? ExpiresAt, DateTime? LastUsedAt, DateTime? RevokedAt, string Key)
-    : ApiKeyResponse(Id, WorkspaceId, Name, Prefix, Scopes, CreatedBy, CreatedAt, ExpiresAt, LastUsedAt, RevokedAt);
+    : ApiKeyResponse(Id, WorkspaceId, Name, Prefix, Scopes, DailyTokenBudget, CreatedBy, CreatedAt, ExpiresAt, LastUsedAt, RevokedAt);
 
 /// <summary>A workspace's API keys, managed by its admins (signed in as users: a key cannot mint keys).</summary>
 internal static class ApiKeyEndpoints
@@ -75,12 +77,14 @@ internal static class ApiKeyEndpoints
             CreatedBy = caller.UserId,
             CreatedAt = now,
             ExpiresAt = request.ExpiresAt?.ToUniversalTime(),
+            DailyTokenBudget = request.DailyTokenBudget,
         };
         db.ApiKeys.Add(key);
         await db.SaveChangesAsync(ct);
         await audit.RecordAsync(AuditActions.ApiKeyCreated, AuditOutcomes.Success, workspaceId, AuditTargets.ApiKey(key.Id),
-            new { key.Name, key.Prefix, scopes, key.ExpiresAt });
-        var created = new CreatedApiKeyResponse(key.Id, key.WorkspaceId, key.Name, key.Prefix, scopes, key.CreatedBy, key.CreatedAt, key.ExpiresAt, null, null, secret);
+            new { key.Name, key.Prefix, scopes, key.ExpiresAt, key.DailyTokenBudget });
+        var created = new CreatedApiKeyResponse(
+            key.Id, key.WorkspaceId, key.Name, key.Prefix, scopes, key.DailyTokenBudget, key.CreatedBy, key.CreatedAt, key.ExpiresAt, null, null, secret);
         return TypedResults.Created($"/api/v1/workspaces/{workspaceId}/api-keys/{key.Id}", created);
     }
 
@@ -123,7 +127,7 @@ internal static class ApiKeyEndpoints
     }
 
     private static ApiKeyResponse ToResponse(ApiKey k) =>
-        new(k.Id, k.WorkspaceId, k.Name, k.Prefix, k.Scopes.Split(' '), k.CreatedBy, k.CreatedAt, k.ExpiresAt, k.LastUsedAt, k.RevokedAt);
+        new(k.Id, k.WorkspaceId, k.Name, k.Prefix, k.Scopes.Split(' '), k.DailyTokenBudget, k.CreatedBy, k.CreatedAt, k.ExpiresAt, k.LastUsedAt, k.RevokedAt);
 
     private static ProblemHttpResult KeyNotFound(Guid id) => Problem.NotFound($"API key {id} was not found.");
 }

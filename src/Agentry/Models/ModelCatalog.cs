@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Agentry.Hosting;
+using Agentry.Usage;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Options;
 using ZiggyCreatures.Caching.Fusion;
@@ -12,7 +13,10 @@ internal sealed record ProviderListing(string Provider, string Kind, string Stat
     public bool IsAvailable => Status == ModelProviderStatuses.Available;
 }
 
-/// <summary>A model ready to chat with: what the catalog lists about it, and its client (telemetry included).</summary>
+/// <summary>
+/// A model ready to chat with: what the catalog lists about it, and its client for one caller (telemetry, budget checks
+/// and the usage ledger included).
+/// </summary>
 internal sealed record ChatModel(ModelResponse Model, IChatClient Client);
 
 /// <summary>
@@ -20,7 +24,8 @@ internal sealed record ChatModel(ModelResponse Model, IChatClient Client);
 /// for a shorter while, and never hides the others), and the way from a model id to the client that chats with it.
 /// </summary>
 internal sealed class ModelCatalog(
-    IEnumerable<IModelProvider> providers, IFusionCache cache, IOptions<ModelOptions> options, ILoggerFactory loggers) : IDisposable
+    IEnumerable<IModelProvider> providers, IFusionCache cache, IOptions<ModelOptions> options, UsageLedger ledger, TokenBudgets budgets,
+    TimeProvider clock, ILoggerFactory loggers) : IDisposable
 {
     /// <summary>Spans and metrics of model calls (<c>gen_ai.*</c>) come from this source and meter.</summary>
     public const string TelemetrySource = "Agentry.Models";
@@ -65,10 +70,37 @@ internal sealed class ModelCatalog(
     }
 
     /// <summary>
-    /// The model with this id (<c>{provider}/{name}</c>) and its client, or null when no provider offers it. A provider
-    /// that is down cannot say: that is a <see cref="DependencyUnavailableException"/> (503), not an unknown model.
+    /// The model with this id (<c>{provider}/{name}</c>), or null when no provider offers it. A provider that is down
+    /// cannot say: that is a <see cref="DependencyUnavailableException"/> (503), not an unknown model.
     /// </summary>
-    public async Task<ChatModel?> ResolveAsync(string id, CancellationToken ct)
+    public async Task<ModelResponse?> FindAsync(string id, CancellationToken ct) => (await FindWithProviderAsync(id, ct))?.Model;
+
+    /// <summary>
+    /// The model with this id and its client for <paramref name="caller"/>, or null when no provider offers it (see
+    /// <see cref="FindAsync"/>). A daily token budget of the caller's that is spent is a <see cref="TokenBudgetExhaustedException"/>
+    /// (429), here and again before every call of the client; every call is recorded in the usage ledger.
+    /// </summary>
+    public async Task<ChatModel?> ResolveAsync(string id, ModelCaller caller, CancellationToken ct)
+    {
+        if (await FindWithProviderAsync(id, ct) is not { } found)
+        {
+            return null;
+        }
+        var (provider, model) = found;
+        await budgets.CheckAsync(caller, ct);
+        var client = _clients.GetOrAdd(model, m => new Lazy<Task<IChatClient>>(() => BuildAsync(provider, m)));
+        try
+        {
+            return new ChatModel(model, new MeteredChatClient(await client.Value.WaitAsync(ct), model.Id, caller, ledger, budgets, clock));
+        }
+        catch (Exception) when (client.Value.IsFaulted)
+        {
+            _clients.TryRemove(model, out _);
+            throw;
+        }
+    }
+
+    private async Task<(IModelProvider Provider, ModelResponse Model)?> FindWithProviderAsync(string id, CancellationToken ct)
     {
         if (!ModelIds.TrySplit(id, out var providerName, out var name)
             || _providers.FirstOrDefault(p => p.Options.Name == providerName) is not { } provider)
@@ -80,26 +112,19 @@ internal sealed class ModelCatalog(
         {
             throw new DependencyUnavailableException($"Model provider '{providerName}' is unavailable: {listing.Error}");
         }
-        if (listing.Models.FirstOrDefault(m => m.Name == name) is not { } model)
-        {
-            return null;
-        }
-        var client = _clients.GetOrAdd(model, m => new Lazy<Task<IChatClient>>(() => BuildAsync(provider, m)));
-        try
-        {
-            return new ChatModel(model, await client.Value.WaitAsync(ct));
-        }
-        catch (Exception) when (client.Value.IsFaulted)
-        {
-            _clients.TryRemove(model, out _);
-            throw;
-        }
+        return listing.Models.FirstOrDefault(m => m.Name == name) is { } model ? (provider, model) : null;
     }
 
-    private async Task<IChatClient> BuildAsync(IModelProvider provider, ModelResponse model) =>
-        new ChatClientBuilder(await provider.ChatClientAsync(model, CancellationToken.None))
-            .UseOpenTelemetry(loggers, TelemetrySource)
-            .Build();
+    /// <summary>The model's shared client: the response cache (when on) in front, so a cached answer makes no span, then telemetry.</summary>
+    private async Task<IChatClient> BuildAsync(IModelProvider provider, ModelResponse model)
+    {
+        var builder = new ChatClientBuilder(await provider.ChatClientAsync(model, CancellationToken.None));
+        if (options.Value.ResponseCache is { Enabled: true, Duration: var duration })
+        {
+            builder.Use(inner => new ResponseCache(inner, cache, model.Id, duration));
+        }
+        return builder.UseOpenTelemetry(loggers, TelemetrySource).Build();
+    }
 
     public void Dispose()
     {

@@ -41,6 +41,18 @@ public sealed class ModelOptions
     /// </summary>
     [Range(2, 10_000, ErrorMessage = "Agentry:Llm:BreakerMinimumThroughput must be between 2 and 10000.")]
     public int BreakerMinimumThroughput { get; set; } = 2;
+
+    /// <summary>Answers to deterministic requests (temperature 0) kept and served again; off by default.</summary>
+    public ResponseCacheOptions ResponseCache { get; set; } = new();
+}
+
+/// <summary>The deterministic-request cache, section <c>Agentry:Llm:ResponseCache</c>.</summary>
+public sealed class ResponseCacheOptions
+{
+    public bool Enabled { get; set; }
+
+    /// <summary>How long an answer is served again (from memory, and from Redis on every node when it is configured).</summary>
+    public TimeSpan Duration { get; set; } = TimeSpan.FromHours(1);
 }
 
 /// <summary>One model provider: a server kind with its endpoints, or a GGUF file run in-process.</summary>
@@ -108,6 +120,10 @@ internal sealed partial class ModelOptionsValidator : IValidateOptions<ModelOpti
                     errors.Add($"{key}:Kind is '{provider.Kind}'; allowed: ollama, openai, llamacpp.");
                     break;
             }
+        }
+        if (options.ResponseCache.Duration < TimeSpan.FromSeconds(1) || options.ResponseCache.Duration > TimeSpan.FromDays(30))
+        {
+            errors.Add($"{ModelOptions.SectionName}:ResponseCache:Duration is {options.ResponseCache.Duration}; it must be between 00:00:01 and 30.00:00:00.");
         }
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }

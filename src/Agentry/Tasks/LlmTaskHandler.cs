@@ -113,7 +113,8 @@ internal sealed class LlmTaskHandler(
         ChatModel? model;
         try
         {
-            model = await models.ResolveAsync(id, ct);
+            // Metered for the workspace and the agent (the ledger's agent key); the workspace's daily budget applies.
+            model = await models.ResolveAsync(id, new ModelCaller(run.WorkspaceId, UserId: null, KeyId: null, AgentId: run.AgentId), ct);
         }
         catch (Exception ex) when (!ct.IsCancellationRequested)
         {

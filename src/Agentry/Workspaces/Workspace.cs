@@ -17,6 +17,10 @@ public sealed class Workspace : Agentry.Data.INamedRow
     public required string Slug { get; init; }
 
     public string? Description { get; set; }
+
+    /// <summary>Tokens (prompt and completion) the workspace's model calls may use per UTC day; null for no limit.</summary>
+    public long? DailyTokenBudget { get; set; }
+
     public DateTime CreatedAt { get; init; }
     public DateTime UpdatedAt { get; set; }
 }

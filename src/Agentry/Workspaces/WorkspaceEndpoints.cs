@@ -1,6 +1,7 @@
 using Agentry.Data;
 using Agentry.Hosting;
 using Agentry.Identity;
+using Agentry.Usage;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
@@ -26,7 +27,7 @@ public static class WorkspaceEndpoints
         group.MapGet("/{id:guid}", GetAsync).WithName("GetWorkspace").WithSummary("Get a workspace")
             .RequireWorkspaceRole(Roles.Viewer, "id")
             .ProducesProblem(StatusCodes.Status404NotFound);
-        group.MapPatch("/{id:guid}", UpdateAsync).WithName("UpdateWorkspace").WithSummary("Change a workspace's name or description (workspace admins)")
+        group.MapPatch("/{id:guid}", UpdateAsync).WithName("UpdateWorkspace").WithSummary("Change a workspace's name, description or daily token budget (workspace admins)")
             .RequireScope(ApiKeyScopes.Admin).RequireWorkspaceRole(Roles.Admin, "id")
             .ProducesValidationProblem().ProducesProblem(StatusCodes.Status403Forbidden).ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge).ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
@@ -105,11 +106,15 @@ public static class WorkspaceEndpoints
         }
         workspace.Name = request.Name?.Trim() ?? workspace.Name;
         workspace.Description = request.Description ?? workspace.Description;
+        if (request.DailyTokenBudget is { } budget)
+        {
+            workspace.DailyTokenBudget = budget == 0 ? null : budget;
+        }
         workspace.UpdatedAt = clock.UtcNow();
         await db.SaveChangesAsync(ct);
         await InvalidateAsync(cache, id, ct);
         await audit.RecordAsync(AuditActions.WorkspaceUpdated, AuditOutcomes.Success, id, AuditTargets.Workspace(id),
-            new { name = request.Name, descriptionChanged = request.Description is not null });
+            new { name = request.Name, descriptionChanged = request.Description is not null, dailyTokenBudget = request.DailyTokenBudget });
         return TypedResults.Ok(workspace.ToResponse());
     }
 
@@ -137,6 +142,7 @@ public static class WorkspaceEndpoints
         await cache.RemoveAsync(CacheKey(id), token: ct);
         await cache.RemoveByTagAsync(ListTag, token: ct);
         await cache.RemoveByTagAsync(Caller.MembershipTag(id), token: ct);
+        await cache.RemoveAsync(TokenBudgets.LimitCacheKey(TokenBudgets.WorkspaceScope, id), token: ct);
     }
 
     private static string CacheKey(Guid id) => $"workspace:{id}";

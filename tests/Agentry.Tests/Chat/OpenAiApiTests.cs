@@ -5,6 +5,7 @@ using System.Text.Json;
 using Agentry.Identity;
 using Agentry.Tests.Infrastructure;
 using Agentry.Tests.Models;
+using Agentry.Workspaces;
 
 namespace Agentry.Tests.Chat;
 
@@ -118,9 +119,11 @@ public sealed class OpenAiApiTests(OpenAiGatewayFixture fixture) : IClassFixture
     }
 
     [Fact]
-    public async Task A_signed_in_user_s_access_token_is_accepted()
+    public async Task A_signed_in_user_s_access_token_is_accepted_in_the_workspace_it_names()
     {
-        var response = await fixture.UpstreamAdmin.PostAsync("/v1/chat/completions", HttpAssertions.Json(Request(maxTokens: 2)), Ct);
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = HttpAssertions.Json(Request(maxTokens: 2)) };
+        request.Headers.Add(CurrentWorkspace.HeaderName, fixture.Workspace.ToString());
+        var response = await fixture.UpstreamAdmin.SendAsync(request, Ct);
 
         Assert.Equal(2, (await response.ReadAsync<JsonElement>()).GetProperty("usage").GetProperty("completion_tokens").GetInt32());
     }

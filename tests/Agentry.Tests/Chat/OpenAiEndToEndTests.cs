@@ -86,5 +86,5 @@ public sealed class OpenAiEndToEndTests(OpenAiGatewayFixture fixture) : IClassFi
     private static ModelCatalog Catalog(AgentryApp app) => app.Services.GetRequiredService<ModelCatalog>();
 
     private static async Task<ChatModel> ResolveAsync(AgentryApp app, string id) =>
-        await Catalog(app).ResolveAsync(id, Ct) ?? throw new Xunit.Sdk.XunitException($"{id} did not resolve");
+        await Catalog(app).ResolveAsync(id, TestCaller.Instance, Ct) ?? throw new Xunit.Sdk.XunitException($"{id} did not resolve");
 }

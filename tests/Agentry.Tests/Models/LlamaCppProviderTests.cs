@@ -141,14 +141,14 @@ public sealed class LlamaCppProviderTests(TinyModelFixture fixture) : IClassFixt
     [Fact]
     public async Task Unknown_models_resolve_to_nothing()
     {
-        Assert.Null(await fixture.Catalog.ResolveAsync("local/other", TestContext.Current.CancellationToken));
-        Assert.Null(await fixture.Catalog.ResolveAsync("nowhere/tiny", TestContext.Current.CancellationToken));
-        Assert.Null(await fixture.Catalog.ResolveAsync("tiny", TestContext.Current.CancellationToken));
+        Assert.Null(await fixture.Catalog.ResolveAsync("local/other", TestCaller.Instance, TestContext.Current.CancellationToken));
+        Assert.Null(await fixture.Catalog.ResolveAsync("nowhere/tiny", TestCaller.Instance, TestContext.Current.CancellationToken));
+        Assert.Null(await fixture.Catalog.ResolveAsync("tiny", TestCaller.Instance, TestContext.Current.CancellationToken));
     }
 
     private async Task<IChatClient> ClientAsync(string id)
     {
-        var model = await fixture.Catalog.ResolveAsync(id, TestContext.Current.CancellationToken);
+        var model = await fixture.Catalog.ResolveAsync(id, TestCaller.Instance, TestContext.Current.CancellationToken);
         Assert.NotNull(model);
         Assert.Equal(id, model.Model.Id);
         return model.Client;

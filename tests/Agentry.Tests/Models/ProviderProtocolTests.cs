@@ -29,7 +29,7 @@ public abstract class ProviderProtocolTests : IAsyncLifetime
     internal ModelCatalog Catalog => App.Services.GetRequiredService<ModelCatalog>();
 
     internal async Task<ChatModel> ResolveAsync(string id) =>
-        await Catalog.ResolveAsync(id, TestContext.Current.CancellationToken) ?? throw new Xunit.Sdk.XunitException($"{id} did not resolve");
+        await Catalog.ResolveAsync(id, TestCaller.Instance, TestContext.Current.CancellationToken) ?? throw new Xunit.Sdk.XunitException($"{id} did not resolve");
 
     /// <summary>
     /// Asks <paramref name="id"/> for a whole (not streamed) answer, checks it is the stand-in's "Hello there" with its

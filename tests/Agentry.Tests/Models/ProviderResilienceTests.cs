@@ -162,7 +162,7 @@ public sealed class ProviderResilienceTests : IAsyncLifetime
         }
         var app = AgentryApp.Sqlite(settings);
         _resources.Add(app);
-        return await app.Services.GetRequiredService<ModelCatalog>().ResolveAsync("pool/plain", Ct)
+        return await app.Services.GetRequiredService<ModelCatalog>().ResolveAsync("pool/plain", TestCaller.Instance, Ct)
             ?? throw new Xunit.Sdk.XunitException("pool/plain did not resolve");
     }
 

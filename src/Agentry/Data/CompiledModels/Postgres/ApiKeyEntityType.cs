@@ -21,7 +21,7 @@ namespace Agentry.Data.CompiledModels.Postgres
                 "Agentry.Identity.ApiKey",
                 typeof(ApiKey),
                 baseEntityType,
-                propertyCount: 11,
+                propertyCount: 12,
                 foreignKeyCount: 1,
                 unnamedIndexCount: 2,
                 keyCount: 1);
@@ -52,6 +52,14 @@ namespace Agentry.Data.CompiledModels.Postgres
                 fieldInfo: typeof(ApiKey).GetField("<CreatedBy>k__BackingField", BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.DeclaredOnly),
                 sentinel: new Guid("00000000-0000-0000-0000-000000000000"));
             createdBy.AddAnnotation("Npgsql:ValueGenerationStrategy", NpgsqlValueGenerationStrategy.None);
+
+            var dailyTokenBudget = runtimeEntityType.AddProperty(
+                "DailyTokenBudget",
+                typeof(long?),
+                propertyInfo: typeof(ApiKey).GetProperty("DailyTokenBudget", BindingFlags.Public | BindingFlags.Instance | BindingFlags.DeclaredOnly),
+                fieldInfo: typeof(ApiKey).GetField("<DailyTokenBudget>k__BackingField", BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.DeclaredOnly),
+                nullable: true);
+            dailyTokenBudget.AddAnnotation("Npgsql:ValueGenerationStrategy", NpgsqlValueGenerationStrategy.None);
 
             var expiresAt = runtimeEntityType.AddProperty(
                 "ExpiresAt",

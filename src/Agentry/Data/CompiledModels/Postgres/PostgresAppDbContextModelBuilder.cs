@@ -12,7 +12,7 @@ namespace Agentry.Data.CompiledModels.Postgres
     public partial class PostgresAppDbContextModel
     {
         private PostgresAppDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("02c785da-1c4a-4da9-b609-b774e936236c"), entityTypeCount: 21)
+            : base(skipDetectChanges: false, modelId: new Guid("90ed687f-ce30-4eef-ac98-8b1b55e34355"), entityTypeCount: 22)
         {
         }
 
@@ -34,6 +34,7 @@ namespace Agentry.Data.CompiledModels.Postgres
             var schedule = ScheduleEntityType.Create(this);
             var taskEvent = TaskEventEntityType.Create(this);
             var taskOutboxEntry = TaskOutboxEntryEntityType.Create(this);
+            var usageRecord = UsageRecordEntityType.Create(this);
             var workspace = WorkspaceEntityType.Create(this);
             var openIddictEntityFrameworkCoreApplication = OpenIddictEntityFrameworkCoreApplicationEntityType.Create(this);
             var openIddictEntityFrameworkCoreAuthorization = OpenIddictEntityFrameworkCoreAuthorizationEntityType.Create(this);
@@ -75,6 +76,7 @@ namespace Agentry.Data.CompiledModels.Postgres
             ScheduleEntityType.CreateAnnotations(schedule);
             TaskEventEntityType.CreateAnnotations(taskEvent);
             TaskOutboxEntryEntityType.CreateAnnotations(taskOutboxEntry);
+            UsageRecordEntityType.CreateAnnotations(usageRecord);
             WorkspaceEntityType.CreateAnnotations(workspace);
             OpenIddictEntityFrameworkCoreApplicationEntityType.CreateAnnotations(openIddictEntityFrameworkCoreApplication);
             OpenIddictEntityFrameworkCoreAuthorizationEntityType.CreateAnnotations(openIddictEntityFrameworkCoreAuthorization);

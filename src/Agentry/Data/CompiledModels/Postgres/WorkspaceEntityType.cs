@@ -20,7 +20,7 @@ namespace Agentry.Data.CompiledModels.Postgres
                 "Agentry.Workspaces.Workspace",
                 typeof(Workspace),
                 baseEntityType,
-                propertyCount: 6,
+                propertyCount: 7,
                 unnamedIndexCount: 2,
                 keyCount: 1);
 
@@ -41,6 +41,14 @@ namespace Agentry.Data.CompiledModels.Postgres
                 valueConverter: new AppDbContext.UtcDateTimeConverter());
             createdAt.SetSentinelFromProviderValue(new DateTime(1, 1, 1, 0, 0, 0, 0, DateTimeKind.Utc));
             createdAt.AddAnnotation("Npgsql:ValueGenerationStrategy", NpgsqlValueGenerationStrategy.None);
+
+            var dailyTokenBudget = runtimeEntityType.AddProperty(
+                "DailyTokenBudget",
+                typeof(long?),
+                propertyInfo: typeof(Workspace).GetProperty("DailyTokenBudget", BindingFlags.Public | BindingFlags.Instance | BindingFlags.DeclaredOnly),
+                fieldInfo: typeof(Workspace).GetField("<DailyTokenBudget>k__BackingField", BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.DeclaredOnly),
+                nullable: true);
+            dailyTokenBudget.AddAnnotation("Npgsql:ValueGenerationStrategy", NpgsqlValueGenerationStrategy.None);
 
             var description = runtimeEntityType.AddProperty(
                 "Description",

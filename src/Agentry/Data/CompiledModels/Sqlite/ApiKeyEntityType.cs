@@ -20,7 +20,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
                 "Agentry.Identity.ApiKey",
                 typeof(ApiKey),
                 baseEntityType,
-                propertyCount: 11,
+                propertyCount: 12,
                 foreignKeyCount: 1,
                 unnamedIndexCount: 2,
                 keyCount: 1);
@@ -48,6 +48,13 @@ namespace Agentry.Data.CompiledModels.Sqlite
                 propertyInfo: typeof(ApiKey).GetProperty("CreatedBy", BindingFlags.Public | BindingFlags.Instance | BindingFlags.DeclaredOnly),
                 fieldInfo: typeof(ApiKey).GetField("<CreatedBy>k__BackingField", BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.DeclaredOnly),
                 sentinel: new Guid("00000000-0000-0000-0000-000000000000"));
+
+            var dailyTokenBudget = runtimeEntityType.AddProperty(
+                "DailyTokenBudget",
+                typeof(long?),
+                propertyInfo: typeof(ApiKey).GetProperty("DailyTokenBudget", BindingFlags.Public | BindingFlags.Instance | BindingFlags.DeclaredOnly),
+                fieldInfo: typeof(ApiKey).GetField("<DailyTokenBudget>k__BackingField", BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.DeclaredOnly),
+                nullable: true);
 
             var expiresAt = runtimeEntityType.AddProperty(
                 "ExpiresAt",

@@ -11,7 +11,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
     public partial class SqliteAppDbContextModel
     {
         private SqliteAppDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("c4ea4d51-bfd0-4a32-ab74-15e8421af78d"), entityTypeCount: 21)
+            : base(skipDetectChanges: false, modelId: new Guid("d226d509-ef58-41e6-ba53-8af4a04c035a"), entityTypeCount: 22)
         {
         }
 
@@ -33,6 +33,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
             var schedule = ScheduleEntityType.Create(this);
             var taskEvent = TaskEventEntityType.Create(this);
             var taskOutboxEntry = TaskOutboxEntryEntityType.Create(this);
+            var usageRecord = UsageRecordEntityType.Create(this);
             var workspace = WorkspaceEntityType.Create(this);
             var openIddictEntityFrameworkCoreApplication = OpenIddictEntityFrameworkCoreApplicationEntityType.Create(this);
             var openIddictEntityFrameworkCoreAuthorization = OpenIddictEntityFrameworkCoreAuthorizationEntityType.Create(this);
@@ -74,6 +75,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
             ScheduleEntityType.CreateAnnotations(schedule);
             TaskEventEntityType.CreateAnnotations(taskEvent);
             TaskOutboxEntryEntityType.CreateAnnotations(taskOutboxEntry);
+            UsageRecordEntityType.CreateAnnotations(usageRecord);
             WorkspaceEntityType.CreateAnnotations(workspace);
             OpenIddictEntityFrameworkCoreApplicationEntityType.CreateAnnotations(openIddictEntityFrameworkCoreApplication);
             OpenIddictEntityFrameworkCoreAuthorizationEntityType.CreateAnnotations(openIddictEntityFrameworkCoreAuthorization);

@@ -19,7 +19,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
                 "Agentry.Workspaces.Workspace",
                 typeof(Workspace),
                 baseEntityType,
-                propertyCount: 6,
+                propertyCount: 7,
                 unnamedIndexCount: 2,
                 keyCount: 1);
 
@@ -38,6 +38,13 @@ namespace Agentry.Data.CompiledModels.Sqlite
                 fieldInfo: typeof(Workspace).GetField("<CreatedAt>k__BackingField", BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.DeclaredOnly),
                 valueConverter: new AppDbContext.UtcDateTimeConverter());
             createdAt.SetSentinelFromProviderValue(new DateTime(1, 1, 1, 0, 0, 0, 0, DateTimeKind.Utc));
+
+            var dailyTokenBudget = runtimeEntityType.AddProperty(
+                "DailyTokenBudget",
+                typeof(long?),
+                propertyInfo: typeof(Workspace).GetProperty("DailyTokenBudget", BindingFlags.Public | BindingFlags.Instance | BindingFlags.DeclaredOnly),
+                fieldInfo: typeof(Workspace).GetField("<DailyTokenBudget>k__BackingField", BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.DeclaredOnly),
+                nullable: true);
 
             var description = runtimeEntityType.AddProperty(
                 "Description",

@@ -258,6 +258,9 @@ namespace Agentry.Data.Migrations.Postgres
                     b.Property<Guid>("CreatedBy")
                         .HasColumnType("uuid");
 
+                    b.Property<long?>("DailyTokenBudget")
+                        .HasColumnType("bigint");
+
                     b.Property<DateTime?>("ExpiresAt")
                         .HasColumnType("timestamp with time zone");
 
@@ -767,6 +770,62 @@ namespace Agentry.Data.Migrations.Postgres
                     b.ToTable("task_outbox", (string)null);
                 });
 
+            modelBuilder.Entity("Agentry.Usage.UsageRecord", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .HasColumnType("uuid");
+
+                    b.Property<Guid?>("AgentId")
+                        .HasColumnType("uuid");
+
+                    b.Property<DateTime>("At")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<bool>("Cached")
+                        .HasColumnType("boolean");
+
+                    b.Property<long>("CompletionTokens")
+                        .HasColumnType("bigint");
+
+                    b.Property<DateOnly>("Day")
+                        .HasColumnType("date");
+
+                    b.Property<long>("DurationMs")
+                        .HasColumnType("bigint");
+
+                    b.Property<bool>("Estimated")
+                        .HasColumnType("boolean");
+
+                    b.Property<bool>("Failed")
+                        .HasColumnType("boolean");
+
+                    b.Property<string>("Model")
+                        .IsRequired()
+                        .HasMaxLength(300)
+                        .HasColumnType("character varying(300)");
+
+                    b.Property<Guid?>("PrincipalId")
+                        .HasColumnType("uuid");
+
+                    b.Property<string>("PrincipalKind")
+                        .HasMaxLength(20)
+                        .HasColumnType("character varying(20)");
+
+                    b.Property<long>("PromptTokens")
+                        .HasColumnType("bigint");
+
+                    b.Property<Guid>("WorkspaceId")
+                        .HasColumnType("uuid");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("PrincipalId", "Day");
+
+                    b.HasIndex("WorkspaceId", "Day");
+
+                    b.ToTable("usage_records", (string)null);
+                });
+
             modelBuilder.Entity("Agentry.Workspaces.Workspace", b =>
                 {
                     b.Property<Guid>("Id")
@@ -774,6 +833,9 @@ namespace Agentry.Data.Migrations.Postgres
 
                     b.Property<DateTime>("CreatedAt")
                         .HasColumnType("timestamp with time zone");
+
+                    b.Property<long?>("DailyTokenBudget")
+                        .HasColumnType("bigint");
 
                     b.Property<string>("Description")
                         .HasMaxLength(1000)

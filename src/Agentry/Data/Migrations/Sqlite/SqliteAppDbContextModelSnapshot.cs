@@ -253,6 +253,9 @@ namespace Agentry.Data.Migrations.Sqlite
                     b.Property<Guid>("CreatedBy")
                         .HasColumnType("TEXT");
 
+                    b.Property<long?>("DailyTokenBudget")
+                        .HasColumnType("INTEGER");
+
                     b.Property<DateTime?>("ExpiresAt")
                         .HasColumnType("TEXT");
 
@@ -760,6 +763,62 @@ namespace Agentry.Data.Migrations.Sqlite
                     b.ToTable("task_outbox", (string)null);
                 });
 
+            modelBuilder.Entity("Agentry.Usage.UsageRecord", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .HasColumnType("TEXT");
+
+                    b.Property<Guid?>("AgentId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime>("At")
+                        .HasColumnType("TEXT");
+
+                    b.Property<bool>("Cached")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("CompletionTokens")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<DateOnly>("Day")
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("DurationMs")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<bool>("Estimated")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<bool>("Failed")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Model")
+                        .IsRequired()
+                        .HasMaxLength(300)
+                        .HasColumnType("TEXT");
+
+                    b.Property<Guid?>("PrincipalId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("PrincipalKind")
+                        .HasMaxLength(20)
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("PromptTokens")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<Guid>("WorkspaceId")
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("PrincipalId", "Day");
+
+                    b.HasIndex("WorkspaceId", "Day");
+
+                    b.ToTable("usage_records", (string)null);
+                });
+
             modelBuilder.Entity("Agentry.Workspaces.Workspace", b =>
                 {
                     b.Property<Guid>("Id")
@@ -767,6 +826,9 @@ namespace Agentry.Data.Migrations.Sqlite
 
                     b.Property<DateTime>("CreatedAt")
                         .HasColumnType("TEXT");
+
+                    b.Property<long?>("DailyTokenBudget")
+                        .HasColumnType("INTEGER");
 
                     b.Property<string>("Description")
                         .HasMaxLength(1000)
