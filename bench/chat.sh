@@ -9,7 +9,7 @@
 # The service and the direct client run the same GGUF file with one thread each. Goal: the service adds
 # < 5 ms to the time to first token (median) and keeps ≥ 0.95 of the direct tokens/s.
 #
-# Settings (environment): ROUNDS=30 WARMUP_ROUNDS=3 SKIP_BUILD=0 RESULTS_DIR=bench/results
+# Settings (environment): ROUNDS=30 WARMUP=20 (seconds of unmeasured rounds first) SKIP_BUILD=0 RESULTS_DIR=bench/results
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -22,7 +22,7 @@ CONNECTIONS=1
 STARTUP_TIMEOUT=60
 
 ROUNDS="${ROUNDS:-30}"
-WARMUP_ROUNDS="${WARMUP_ROUNDS:-3}"
+WARMUP="${WARMUP:-20}"
 
 log() { echo "bench: $*" >&2; }
 die() { echo "bench: ERROR: $*" >&2; exit 1; }
@@ -30,10 +30,10 @@ die() { echo "bench: ERROR: $*" >&2; exit 1; }
 ADMIN_EMAIL="bench@agentry.local"
 ADMIN_PASSWORD="bench-password-$RANDOM$RANDOM"
 
-for v in ROUNDS WARMUP_ROUNDS; do
+for v in ROUNDS WARMUP; do
     [[ "${!v}" =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer (got '${!v}')"
 done
-[ "$ROUNDS" -ge 1 ] && [ "$ROUNDS" -le 1000 ] || die "ROUNDS must be between 1 and 1000"
+[ "$ROUNDS" -ge 1 ] && [ "$ROUNDS" -le 1000 ] && [ "$WARMUP" -le 300 ] || die "ROUNDS must be between 1 and 1000, WARMUP at most 300"
 
 # shellcheck source=bench/lib.sh
 source "$BENCH_DIR/lib.sh"
@@ -61,11 +61,11 @@ launch_env \
 start_dll "$RUN/service" "$PORT" "$RUN/service.log"
 SVC_PID=$LAST_PID
 wait_ready "$SVC_PID" "$PORT" /health "$RUN/service.log"
-log "service on 127.0.0.1:$PORT; $WARMUP_ROUNDS warm-up + $ROUNDS rounds per path"
+log "service on 127.0.0.1:$PORT; ${WARMUP} s of warm-up, then $ROUNDS rounds per path"
 
 REPORT="$RUN/report.md"
 dotnet "$CHAT_BENCH/Agentry.Bench.dll" measure --url "http://127.0.0.1:$PORT" --email "$ADMIN_EMAIL" --password "$ADMIN_PASSWORD" \
-    --model-path "$MODEL" --rounds "$ROUNDS" --warmup "$WARMUP_ROUNDS" --report "$REPORT" >/dev/null
+    --model-path "$MODEL" --rounds "$ROUNDS" --warmup "$WARMUP" --report "$REPORT" >/dev/null
 ensure_alive "$SVC_PID" "$RUN/service.log"
 {
     echo "# Agentry chat benchmark"

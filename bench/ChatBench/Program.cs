@@ -13,7 +13,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 
 // Usage:
 //   Agentry.Bench write-model PATH
-//   Agentry.Bench measure --url URL --email E --password P --model-path PATH [--rounds N] [--warmup N] [--report FILE]
+//   Agentry.Bench measure --url URL --email E --password P --model-path PATH [--rounds N] [--warmup SECONDS] [--report FILE]
 // `measure` times one reply per round along three paths, interleaved so that drift of the machine affects all alike:
 //   direct        the llama.cpp chat client called in this process (the baseline)
 //   conversation  POST /api/v1/conversations/{id}/messages with Accept: text/event-stream (a new conversation per round)
@@ -34,11 +34,11 @@ static int WriteModel(string path)
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Agentry.Bench write-model PATH | measure --url URL --email E --password P --model-path PATH [--rounds N] [--warmup N] [--report FILE]");
+    Console.Error.WriteLine("usage: Agentry.Bench write-model PATH | measure --url URL --email E --password P --model-path PATH [--rounds N] [--warmup SECONDS] [--report FILE]");
     return 2;
 }
 
-internal sealed record Options(Uri Url, string Email, string Password, string ModelPath, int Rounds, int Warmup, string? Report)
+internal sealed record Options(Uri Url, string Email, string Password, string ModelPath, int Rounds, TimeSpan Warmup, string? Report)
 {
     public static Options Parse(string[] args)
     {
@@ -50,7 +50,7 @@ internal sealed record Options(Uri Url, string Email, string Password, string Mo
         string Required(string key) => values.TryGetValue(key, out var v) ? v : throw new ArgumentException($"--{key} is required");
         int Number(string key, int fallback) => values.TryGetValue(key, out var v) ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
         return new Options(new Uri(Required("url")), Required("email"), Required("password"), Required("model-path"),
-            Number("rounds", 30), Number("warmup", 3), values.GetValueOrDefault("report"));
+            Number("rounds", 30), TimeSpan.FromSeconds(Number("warmup", 20)), values.GetValueOrDefault("report"));
     }
 }
 
@@ -83,7 +83,7 @@ internal static class ChatBench
         // The conversation endpoint chooses the reply's length from the model's window; the other paths ask for as many.
         var first = await ConversationAsync(http, model.Id);
         var maxTokens = first.Tokens;
-        Console.Error.WriteLine($"chat-bench: model {model.Id}, {maxTokens} output tokens per reply, {options.Warmup} warm-up + {options.Rounds} rounds");
+        Console.Error.WriteLine($"chat-bench: model {model.Id}, {maxTokens} output tokens per reply, {options.Warmup.TotalSeconds:0} s of warm-up, {options.Rounds} rounds");
 
         var paths = new (string Name, Func<Task<Sample>> Run)[]
         {
@@ -91,23 +91,16 @@ internal static class ChatBench
             ("conversation", () => ConversationAsync(http, model.Id)),
             ("openai", () => OpenAiAsync(http, model.Id, maxTokens)),
         };
-        var samples = paths.ToDictionary(p => p.Name, _ => new List<Sample>());
-        for (var round = 0; round < options.Warmup + options.Rounds; round++)
+        // A node in service has long been through tiered compilation of these paths; so has the direct client after this.
+        var warmup = Stopwatch.StartNew();
+        for (var round = 0; warmup.Elapsed < options.Warmup; round++)
         {
-            // Rotate the order, so no path always runs right after another.
-            for (var i = 0; i < paths.Length; i++)
-            {
-                var (name, run) = paths[(round + i) % paths.Length];
-                var sample = await run();
-                if (sample.Tokens != maxTokens)
-                {
-                    throw new InvalidOperationException($"{name}: {sample.Tokens} tokens, expected {maxTokens}");
-                }
-                if (round >= options.Warmup)
-                {
-                    samples[name].Add(sample);
-                }
-            }
+            await RoundAsync(paths, round, maxTokens, (_, _) => { });
+        }
+        var samples = paths.ToDictionary(p => p.Name, _ => new List<Sample>());
+        for (var round = 0; round < options.Rounds; round++)
+        {
+            await RoundAsync(paths, round, maxTokens, (name, sample) => samples[name].Add(sample));
         }
         var report = Report(samples, maxTokens, options.Rounds);
         Console.WriteLine(report);
@@ -116,6 +109,21 @@ internal static class ChatBench
             await File.WriteAllTextAsync(file, report);
         }
         return 0;
+    }
+
+    /// <summary>One reply along each path, the order rotated by round so that no path always runs right after another.</summary>
+    private static async Task RoundAsync((string Name, Func<Task<Sample>> Run)[] paths, int round, int maxTokens, Action<string, Sample> record)
+    {
+        for (var i = 0; i < paths.Length; i++)
+        {
+            var (name, run) = paths[(round + i) % paths.Length];
+            var sample = await run();
+            if (sample.Tokens != maxTokens)
+            {
+                throw new InvalidOperationException($"{name}: {sample.Tokens} tokens, expected {maxTokens}");
+            }
+            record(name, sample);
+        }
     }
 
     private static async Task<Sample> DirectAsync(IChatClient client, int maxTokens)

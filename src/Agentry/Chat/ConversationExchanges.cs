@@ -92,12 +92,28 @@ internal sealed class ConversationExchanges(
             return Problem.Validation(field,
                 $"The message and system prompt are about {needed} tokens; model {model.Model.Id} takes at most {history.Budget(model.Model)} with room for its reply.");
         }
-        var exchange = await store.StartAsync(db, conversation, content, model.Model.Id, caller.Actor, ct);
-        if (exchange is null)
+        await using var pending = await store.BeginAsync(db, conversation, content, model.Model.Id, caller.Actor, ct);
+        if (pending is null)
         {
             return Problem.Conflict("reply_in_progress", $"Conversation {conversationId} is generating a reply; wait for it or cancel it.");
         }
-        var run = replies.Start(exchange, model);
+        var exchange = pending.Exchange;
+        var messages = await history.BuildAsync(db, exchange.Conversation, exchange.Reply, model.Model, counter, ct);
+        // The model reads the prompt while the exchange commits (an fsync on most disks): the first token comes that much
+        // sooner, and nothing of the reply is shown or written before the commit.
+        var committed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var run = replies.Start(exchange, model, messages, committed.Task);
+        try
+        {
+            await pending.CommitAsync(ct);
+            committed.SetResult();
+        }
+        catch (Exception ex)
+        {
+            committed.SetException(ex);
+            replies.Cancel(conversationId);
+            throw;
+        }
         if (stream)
         {
             // Headers wait for the first token, so a model server that cannot be reached is still a 503.

@@ -11,9 +11,12 @@ using Microsoft.Extensions.Options;
 namespace Agentry.Chat;
 
 /// <summary>A reply being generated on this node: its live feed, how to stop it, and how it ended.</summary>
-internal sealed class ReplyRun(Exchange exchange)
+internal sealed class ReplyRun(Exchange exchange, Task committed)
 {
     public Exchange Exchange { get; } = exchange;
+
+    /// <summary>Completes when the exchange is committed (faults when it could not be): nothing of the reply is written before.</summary>
+    public Task Committed { get; } = committed;
     public ReplyFeed Feed { get; } = new();
     public CancellationTokenSource Cancel { get; } = new();
     public TaskCompletionSource<ConversationMessage> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -36,16 +39,20 @@ internal sealed class ReplyRun(Exchange exchange)
 /// as failed; a node that dies leaves them to the sweeper once their lease lapses.
 /// </summary>
 internal sealed class ConversationReplies(
-    IServiceScopeFactory scopes, ConversationStore store, ConversationHistory history, EventSignal signal, TimeProvider clock,
+    ConversationStore store, ConversationHistory history, EventSignal signal, TimeProvider clock,
     IOptions<ConversationOptions> options, IHostApplicationLifetime lifetime, ILogger<ConversationReplies> logger) : IHostedService
 {
     private readonly ConcurrentDictionary<Guid, ReplyRun> _running = new();
     private readonly ConcurrentDictionary<ReplyRun, Task> _tasks = new();
 
-    /// <summary>Starts generating the exchange's reply with <paramref name="model"/>.</summary>
-    public ReplyRun Start(Exchange exchange, ChatModel model)
+    /// <summary>
+    /// Starts generating the exchange's reply to <paramref name="prompt"/> with <paramref name="model"/>, possibly before
+    /// the exchange is committed (<paramref name="committed"/>): the model reads the prompt meanwhile, and the reply's
+    /// events reach the log only after the commit. A caller whose commit fails cancels the run.
+    /// </summary>
+    public ReplyRun Start(Exchange exchange, ChatModel model, List<ChatMessage> prompt, Task committed)
     {
-        var run = new ReplyRun(exchange);
+        var run = new ReplyRun(exchange, committed);
         foreach (var e in exchange.Events)
         {
             run.Feed.Add(e.ToResponse());
@@ -58,7 +65,7 @@ internal sealed class ConversationReplies(
             await started.Task;
             try
             {
-                await GenerateAsync(run, model);
+                await GenerateAsync(run, model, prompt);
             }
             finally
             {
@@ -70,7 +77,6 @@ internal sealed class ConversationReplies(
         _running[conversationId] = run;
         _tasks[run] = task;
         started.SetResult();
-        signal.Notify(conversationId);
         return run;
     }
 
@@ -92,7 +98,7 @@ internal sealed class ConversationReplies(
         return true;
     }
 
-    private async Task GenerateAsync(ReplyRun run, ChatModel model)
+    private async Task GenerateAsync(ReplyRun run, ChatModel model, List<ChatMessage> prompt)
     {
         var (conversation, reply) = (run.Exchange.Conversation, run.Exchange.Reply);
         using var timeout = new CancellationTokenSource(options.Value.GenerationTimeout);
@@ -104,12 +110,6 @@ internal sealed class ConversationReplies(
         ChatFinishReason? finish = null;
         try
         {
-            List<ChatMessage> prompt;
-            await using (var scope = scopes.CreateAsyncScope())
-            {
-                var counter = await history.CounterAsync(model.Model, generation.Token);
-                prompt = await history.BuildAsync(scope.ServiceProvider.GetRequiredService<AppDbContext>(), conversation, reply, model.Model, counter, generation.Token);
-            }
             var chatOptions = new ChatOptions { MaxOutputTokens = history.ReplyTokens(model.Model) };
             await foreach (var update in model.Client.GetStreamingResponseAsync(prompt, chatOptions, generation.Token))
             {

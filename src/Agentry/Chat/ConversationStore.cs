@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using Agentry.Data;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.Options;
 
 namespace Agentry.Chat;
@@ -13,6 +14,23 @@ internal sealed record Exchange(Conversation Conversation, ConversationMessage M
 }
 
 /// <summary>
+/// An exchange written in a transaction not yet committed: what else the transaction reads sees it (the prompt is built
+/// from it), nothing outside does. Disposing it uncommitted rolls it back.
+/// </summary>
+internal sealed class PendingExchange(AppDbContext db, IDbContextTransaction transaction, Exchange exchange) : IAsyncDisposable
+{
+    public Exchange Exchange { get; } = exchange;
+
+    public async Task CommitAsync(CancellationToken ct)
+    {
+        await transaction.CommitAsync(ct);
+        db.ChangeTracker.Clear();
+    }
+
+    public ValueTask DisposeAsync() => transaction.DisposeAsync();
+}
+
+/// <summary>
 /// Every write to a conversation's event log. Each one advances <see cref="Conversation.LastEventSeq"/> with a
 /// conditional update in the transaction that inserts the events, so numbers never repeat or skip: an exchange may start
 /// only when no reply is active, and while one is, only its generating node (or the sweeper, once the node's lease has
@@ -20,17 +38,36 @@ internal sealed record Exchange(Conversation Conversation, ConversationMessage M
 /// </summary>
 internal sealed class ConversationStore(IServiceScopeFactory scopes, TimeProvider clock, IOptions<ConversationOptions> options)
 {
-    /// <summary>Stores the user message and a generating reply, or null when the conversation is already generating one.</summary>
-    public async Task<Exchange?> StartAsync(AppDbContext db, Conversation conversation, string content, string model, Guid? actor, CancellationToken ct)
+    /// <summary>
+    /// Writes the user message and a generating reply in a transaction left open for the caller to commit, or null (and
+    /// nothing written) when the conversation is already generating a reply.
+    /// </summary>
+    public async Task<PendingExchange?> BeginAsync(AppDbContext db, Conversation conversation, string content, string model, Guid? actor, CancellationToken ct)
     {
         var now = clock.UtcNow();
         var replyId = Guid.CreateVersion7();
-        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        var tx = await db.Database.BeginTransactionAsync(ct);
+        try
+        {
+            return await WriteAsync(db, tx, conversation, content, model, actor, replyId, now, ct);
+        }
+        catch
+        {
+            await tx.DisposeAsync();
+            throw;
+        }
+    }
+
+    private async Task<PendingExchange?> WriteAsync(
+        AppDbContext db, IDbContextTransaction tx, Conversation conversation, string content, string model, Guid? actor, Guid replyId, DateTime now,
+        CancellationToken ct)
+    {
         var claimed = await db.Conversations.Where(c => c.Id == conversation.Id && c.ActiveReplyId == null)
             .ExecuteUpdateAsync(s => s.SetProperty(c => c.ActiveReplyId, replyId).SetProperty(c => c.LastEventSeq, c => c.LastEventSeq + 2)
                 .SetProperty(c => c.MessageCount, c => c.MessageCount + 2).SetProperty(c => c.UpdatedAt, now), ct);
         if (claimed == 0)
         {
+            await tx.DisposeAsync();
             return null;
         }
         var current = await db.Conversations.AsNoTracking().FirstAsync(c => c.Id == conversation.Id, ct);
@@ -54,9 +91,7 @@ internal sealed class ConversationStore(IServiceScopeFactory scopes, TimeProvide
         db.ConversationMessages.AddRange(message, reply);
         db.ConversationEvents.AddRange(events);
         await db.SaveChangesAsync(ct);
-        await tx.CommitAsync(ct);
-        db.ChangeTracker.Clear();
-        return new Exchange(current, message, reply, events);
+        return new PendingExchange(db, tx, new Exchange(current, message, reply, events));
     }
 
     /// <summary>

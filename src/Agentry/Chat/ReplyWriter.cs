@@ -58,6 +58,12 @@ internal sealed class ReplyWriter
 
     private async Task LoopAsync()
     {
+        if (!await CommittedAsync())
+        {
+            return;
+        }
+        // The exchange's own events (the message and reply.started) are readable from here on.
+        _signal.Notify(ConversationId);
         var lastCheck = DateTime.UtcNow;
         while (!_stop.IsCancellationRequested)
         {
@@ -137,6 +143,12 @@ internal sealed class ReplyWriter
     public async Task FinishAsync(ConversationMessage reply)
     {
         await StopLoopAsync();
+        if (!await CommittedAsync())
+        {
+            // The exchange was never stored (its request failed to commit it): there is nothing to write a reply into.
+            Done(reply);
+            return;
+        }
         var stored = false;
         for (var attempt = 1; attempt <= FinishTries && !_isLost && !stored; attempt++)
         {
@@ -176,6 +188,13 @@ internal sealed class ReplyWriter
         reply.Status = MessageStatuses.Failed;
         reply.Error = "The reply was taken over: its lease lapsed or the conversation was deleted.";
         Done(reply);
+    }
+
+    /// <summary>Waits for the exchange's commit; false when it failed.</summary>
+    private async Task<bool> CommittedAsync()
+    {
+        await _run.Committed.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        return _run.Committed.IsCompletedSuccessfully;
     }
 
     private async Task StopLoopAsync()
