@@ -4,6 +4,7 @@ using Agentry.Data;
 using Agentry.Hosting;
 using Agentry.Identity;
 using Agentry.Models;
+using Agentry.Sockets;
 using Agentry.Tasks;
 using Agentry.Workspaces;
 
@@ -25,10 +26,12 @@ builder.AddTasks();
 builder.AddModels();
 builder.AddChat();
 builder.AddOpenAiApi();
+builder.AddWebSocketApi();
 
 var app = builder.BuildAgentry();
 
 app.UseAgentryHosting();
+app.UseWebSocketApi();
 app.UseAgentryIdentity();
 app.UseAgentryRateLimiting();
 app.MapHealth();
@@ -42,6 +45,7 @@ app.MapSchedules();
 app.MapModels();
 app.MapChat();
 app.MapOpenAiApi();
+app.MapWebSocketApi();
 
 return await app.RunAgentryAsync(args);
 

@@ -67,36 +67,11 @@ internal sealed class ConversationExchanges(
     public async Task<Results<Ok<ExchangeResponse>, ServerSentEventsResult<ConversationEventResponse>, ProblemHttpResult>> SendAsync(
         Guid workspaceId, Guid conversationId, string? content, string field, bool stream, Guid? actor, HttpContext http, CancellationToken ct)
     {
-        if (string.IsNullOrWhiteSpace(content))
+        var (run, problem) = await StartAsync(workspaceId, conversationId, content, field, actor, ct);
+        if (run is null)
         {
-            return Problem.Validation(field, "The message must not be empty.");
+            return problem!;
         }
-        if (content.Length > options.Value.MaxMessageLength)
-        {
-            return Problem.Validation(field, $"The message is {content.Length} characters; at most {options.Value.MaxMessageLength} are accepted.");
-        }
-        var conversation = await db.Conversations.AsNoTracking().FirstOrDefaultAsync(c => c.Id == conversationId && c.WorkspaceId == workspaceId, ct);
-        if (conversation is null)
-        {
-            return ConversationEndpoints.NotFound(conversationId);
-        }
-        if (await catalog.ResolveAsync(conversation.Model, ct) is not { } model)
-        {
-            return UnknownModel(conversation.Model);
-        }
-        var counter = await history.CounterAsync(model.Model, ct);
-        var needed = ConversationHistory.Cost(counter, content) + (conversation.SystemPrompt is { } prompt ? ConversationHistory.Cost(counter, prompt) : 0);
-        if (needed > history.Budget(model.Model))
-        {
-            return Problem.Validation(field,
-                $"The message and system prompt are about {needed} tokens; model {model.Model.Id} takes at most {history.Budget(model.Model)} with room for its reply.");
-        }
-        var exchange = await store.StartAsync(db, conversation, content, model.Model.Id, actor, ct);
-        if (exchange is null)
-        {
-            return Problem.Conflict("reply_in_progress", $"Conversation {conversationId} is generating a reply; wait for it or cancel it.");
-        }
-        var run = replies.Start(exchange, model);
         if (stream)
         {
             // Headers wait for the first token, so a model server that cannot be reached is still a 503.
@@ -111,8 +86,47 @@ internal sealed class ConversationExchanges(
             _ when run.Unavailable => Unavailable(http, run),
             { Status: MessageStatuses.Failed, FinishReason: FinishReasons.Timeout } => Problem.GatewayTimeout("generation_timeout", reply.Error!),
             { Status: MessageStatuses.Failed } => Problem.BadGateway("model_failed", reply.Error ?? "The reply failed."),
-            _ => TypedResults.Ok(new ExchangeResponse(conversationId, exchange.Message.ToResponse(), reply.ToResponse())),
+            _ => TypedResults.Ok(new ExchangeResponse(conversationId, run.Exchange.Message.ToResponse(), reply.ToResponse())),
         };
+    }
+
+    /// <summary>
+    /// Checks <paramref name="content"/>, stores it as the user's message and starts the reply in the background (HTTP
+    /// and WebSocket senders alike); or the problem that refuses it.
+    /// </summary>
+    public async Task<(ReplyRun? Run, ProblemHttpResult? Problem)> StartAsync(
+        Guid workspaceId, Guid conversationId, string? content, string field, Guid? actor, CancellationToken ct)
+    {
+        if (string.IsNullOrWhiteSpace(content))
+        {
+            return (null, Problem.Validation(field, "The message must not be empty."));
+        }
+        if (content.Length > options.Value.MaxMessageLength)
+        {
+            return (null, Problem.Validation(field, $"The message is {content.Length} characters; at most {options.Value.MaxMessageLength} are accepted."));
+        }
+        var conversation = await db.Conversations.AsNoTracking().FirstOrDefaultAsync(c => c.Id == conversationId && c.WorkspaceId == workspaceId, ct);
+        if (conversation is null)
+        {
+            return (null, ConversationEndpoints.NotFound(conversationId));
+        }
+        if (await catalog.ResolveAsync(conversation.Model, ct) is not { } model)
+        {
+            return (null, UnknownModel(conversation.Model));
+        }
+        var counter = await history.CounterAsync(model.Model, ct);
+        var needed = ConversationHistory.Cost(counter, content) + (conversation.SystemPrompt is { } prompt ? ConversationHistory.Cost(counter, prompt) : 0);
+        if (needed > history.Budget(model.Model))
+        {
+            return (null, Problem.Validation(field,
+                $"The message and system prompt are about {needed} tokens; model {model.Model.Id} takes at most {history.Budget(model.Model)} with room for its reply."));
+        }
+        var exchange = await store.StartAsync(db, conversation, content, model.Model.Id, actor, ct);
+        if (exchange is null)
+        {
+            return (null, Problem.Conflict("reply_in_progress", $"Conversation {conversationId} is generating a reply; wait for it or cancel it."));
+        }
+        return (replies.Start(exchange, model), null);
     }
 
     private static async IAsyncEnumerable<SseItem<ConversationEventResponse>> Items(
