@@ -81,6 +81,18 @@ public sealed class SocketClient(WebSocket socket) : IAsyncDisposable
         }
     }
 
+    /// <summary>Messages until both <paramref name="one"/> and <paramref name="other"/> have matched one (in either order).</summary>
+    public async Task<List<JsonElement>> ReceiveUntilBothAsync(Func<JsonElement, bool> one, Func<JsonElement, bool> other)
+    {
+        var messages = await ReceiveUntilAsync(m => one(m) || other(m));
+        var missing = one(messages[^1]) ? other : one;
+        if (!messages.Any(missing))
+        {
+            messages.AddRange(await ReceiveUntilAsync(missing));
+        }
+        return messages;
+    }
+
     /// <summary>Sends a request and returns the answer to it (its <c>ack</c>, <c>error</c> or <c>pong</c>), skipping events.</summary>
     public async Task<JsonElement> RequestAsync(object message, string requestId)
     {
@@ -90,7 +102,7 @@ public sealed class SocketClient(WebSocket socket) : IAsyncDisposable
 
     public static bool IsAnswerTo(JsonElement message, string requestId) =>
         message.GetProperty("op").GetString() is "ack" or "error" or "pong"
-        && message.TryGetProperty("requestId", out var id) && id.GetString() == requestId;
+        && message.TryGetProperty("requestId", out var id) && (id.ValueKind == JsonValueKind.String ? id.GetString() : id.GetRawText()) == requestId;
 
     public static string Op(JsonElement message) => message.GetProperty("op").GetString()!;
 

@@ -49,13 +49,14 @@ public sealed class WebSocketApiTests(SqliteChatFixture fixture) : IClassFixture
             Assert.Equal(3, replayed[3].GetProperty("data").GetProperty("step").GetInt32());
 
             // Live: cancelling the queued task over the socket ends it; its events follow, then the end of the stream.
-            var cancelled = await socket.RequestAsync(new { op = "cancel", requestId = "c1", taskId = task }, "c1");
-            Assert.Equal("ack", SocketClient.Op(cancelled));
-            var live = await socket.ReceiveUntilAsync(m => SocketClient.Op(m) == "end");
+            // (The events may come before the cancel's answer: they are read as soon as the change is written.)
+            await socket.SendAsync(new { op = "cancel", requestId = "c1", taskId = task });
+            var live = await socket.ReceiveUntilBothAsync(m => SocketClient.Op(m) == "end", m => SocketClient.IsAnswerTo(m, "c1"));
+            Assert.Contains(live, m => SocketClient.IsAnswerTo(m, "c1") && SocketClient.Op(m) == "ack");
             var events = live.Where(m => SocketClient.Op(m) == "event").ToList();
             Assert.Equal("cancelled", events[^1].GetProperty("type").GetString());
             Assert.Equal(Enumerable.Range(7, events.Count).Select(i => (long)i), events.Select(e => e.GetProperty("seq").GetInt64()));
-            Assert.Equal(events[^1].GetProperty("seq").GetInt64(), live[^1].GetProperty("seq").GetInt64());
+            Assert.Equal(events[^1].GetProperty("seq").GetInt64(), live.Single(m => SocketClient.Op(m) == "end").GetProperty("seq").GetInt64());
         }
 
         await using var again = await SocketClient.ConnectAsync(_app, client, workspace);
@@ -98,9 +99,10 @@ public sealed class WebSocketApiTests(SqliteChatFixture fixture) : IClassFixture
         await socket.ReceiveUntilAsync(m => m.GetProperty("op").GetString() == "event" && m.GetProperty("type").GetString() == "reply.delta");
 
         await socket.SendAsync(new { op = "cancel", requestId = "c1", conversationId = conversation });
-        var rest = await socket.ReceiveUntilAsync(m => SocketClient.Op(m) == "event" && m.GetProperty("type").GetString() is "reply.cancelled" or "reply.completed");
+        var rest = await socket.ReceiveUntilBothAsync(
+            m => SocketClient.Op(m) == "event" && m.GetProperty("type").GetString() is "reply.cancelled" or "reply.completed", m => SocketClient.IsAnswerTo(m, "c1"));
         Assert.Contains(rest, m => SocketClient.IsAnswerTo(m, "c1") && SocketClient.Op(m) == "ack");
-        Assert.Equal("reply.cancelled", rest[^1].GetProperty("type").GetString());
+        Assert.Equal("reply.cancelled", rest.Last(m => SocketClient.Op(m) == "event").GetProperty("type").GetString());
         var stored = await (await client.GetAsync($"/api/v1/conversations/{conversation}")).ReadAsync<ConversationDetailResponse>();
         Assert.Equal(MessageStatuses.Cancelled, stored.Messages[^1].Status);
     }
