@@ -62,7 +62,9 @@ public static class SocketEndpoints
             return Problem.BadRequest("websocket_required", $"{Path} speaks WebSocket only: connect with an upgrade request (ws:// or wss://).");
         }
         using var socket = await context.WebSockets.AcceptWebSocketAsync();
-        await new SocketSession(socket, caller, workspace, scopes, signal, options.Value, clock, logger).RunAsync(context.RequestAborted);
+        // An access token's connection ends when the token does; API keys are checked at connection time only.
+        var expires = long.TryParse(context.User.FindFirst("exp")?.Value, out var exp) ? DateTimeOffset.FromUnixTimeSeconds(exp) : (DateTimeOffset?)null;
+        await new SocketSession(socket, caller, workspace, scopes, signal, options.Value, clock, logger).RunAsync(expires, context.RequestAborted);
         return TypedResults.Empty;
     }
 }

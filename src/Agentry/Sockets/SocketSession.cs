@@ -19,6 +19,8 @@ internal sealed partial class SocketSession(
 {
     public const string TooSlowReason = "Too slow: the send queue stayed full. Reconnect and subscribe with after = the last seq received.";
 
+    public const string ExpiredReason = "The access token expired; reconnect with a fresh one and subscribe with after = the last seq received.";
+
     /// <summary>1013 Try Again Later: the client may reconnect at once and resume from its last sequence numbers.</summary>
     public const WebSocketCloseStatus TryAgainLater = (WebSocketCloseStatus)1013;
 
@@ -31,9 +33,14 @@ internal sealed partial class SocketSession(
     private readonly List<Task> _pumps = [];
     private readonly List<(Subscription Subscription, AsyncServiceScope Scope, IAsyncEnumerable<StreamEvent> Events)> _pending = [];
 
-    /// <summary>Serves the connection until either side closes it or it drops; never throws.</summary>
-    public async Task RunAsync(CancellationToken aborted)
+    /// <summary>
+    /// Serves the connection until either side closes it, it drops, or the credential it was opened with expires at
+    /// <paramref name="expires"/> (then 1008: the client reconnects with a fresh access token); never throws.
+    /// </summary>
+    public async Task RunAsync(DateTimeOffset? expires, CancellationToken aborted)
     {
+        using var expiry = expires is { } at ? new CancellationTokenSource(Max(at - clock.GetUtcNow(), TimeSpan.Zero), clock) : null;
+        using var expired = expiry?.Token.Register(() => RequestClose(WebSocketCloseStatus.PolicyViolation, ExpiredReason));
         var writer = WriteAsync(aborted);
         var reader = ReceiveAsync(aborted);
         await Task.WhenAny(reader, _close.Task);
@@ -68,6 +75,8 @@ internal sealed partial class SocketSession(
         }
         await Task.WhenAll(pumps);
     }
+
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
 
     /// <summary>Ends the connection with a close frame (the first reason given wins).</summary>
     private void RequestClose(WebSocketCloseStatus status, string reason) => _close.TrySetResult((status, reason));
