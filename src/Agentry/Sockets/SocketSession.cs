@@ -24,6 +24,8 @@ internal sealed partial class SocketSession(
     /// <summary>1013 Try Again Later: the client may reconnect at once and resume from its last sequence numbers.</summary>
     public const WebSocketCloseStatus TryAgainLater = (WebSocketCloseStatus)1013;
 
+    private static readonly TimeSpan MaxTimerDelay = TimeSpan.FromDays(45);
+
     private readonly Channel<byte[]> _outgoing = Channel.CreateBounded<byte[]>(
         new BoundedChannelOptions(options.SendQueueSize) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
     private readonly CancellationTokenSource _stop = new();
@@ -39,7 +41,7 @@ internal sealed partial class SocketSession(
     /// </summary>
     public async Task RunAsync(DateTimeOffset? expires, CancellationToken aborted)
     {
-        using var expiry = expires is { } at ? new CancellationTokenSource(Max(at - clock.GetUtcNow(), TimeSpan.Zero), clock) : null;
+        using var expiry = expires is { } at ? new CancellationTokenSource(Clamp(at - clock.GetUtcNow()), clock) : null;
         using var expired = expiry?.Token.Register(() => RequestClose(WebSocketCloseStatus.PolicyViolation, ExpiredReason));
         var writer = WriteAsync(aborted);
         var reader = ReceiveAsync(aborted);
@@ -76,7 +78,9 @@ internal sealed partial class SocketSession(
         await Task.WhenAll(pumps);
     }
 
-    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
+    /// <summary>A timer's delay: not negative, and within what a timer takes (about 49 days; a token may claim years).</summary>
+    private static TimeSpan Clamp(TimeSpan delay) =>
+        delay < TimeSpan.Zero ? TimeSpan.Zero : delay > MaxTimerDelay ? MaxTimerDelay : delay;
 
     /// <summary>Ends the connection with a close frame (the first reason given wins).</summary>
     private void RequestClose(WebSocketCloseStatus status, string reason) => _close.TrySetResult((status, reason));
