@@ -62,9 +62,28 @@ public static class SocketEndpoints
             return Problem.BadRequest("websocket_required", $"{Path} speaks WebSocket only: connect with an upgrade request (ws:// or wss://).");
         }
         using var socket = await context.WebSockets.AcceptWebSocketAsync();
-        // An access token's connection ends when the token does; API keys are checked at connection time only.
+        // An access token's connection ends when the token does, and any connection when its token or key is revoked.
         var expires = long.TryParse(context.User.FindFirst("exp")?.Value, out var exp) ? DateTimeOffset.FromUnixTimeSeconds(exp) : (DateTimeOffset?)null;
-        await new SocketSession(socket, caller, workspace, scopes, signal, options.Value, clock, logger).RunAsync(expires, context.RequestAborted);
+        await new SocketSession(socket, caller, workspace, scopes, signal, options.Value, clock, logger)
+            .RunAsync(expires, StillValid(context), context.RequestAborted);
         return TypedResults.Empty;
+    }
+
+    /// <summary>
+    /// Whether the credential the connection was opened with is still good: the cached checks every request makes (a
+    /// key's revocation and expiry, an access token's revocation), so a revocation reaches open connections on every node.
+    /// </summary>
+    private static Func<Task<bool>> StillValid(HttpContext context)
+    {
+        var credential = ApiKeyAuthenticationHandler.ReadCredential(context.Request).ToString();
+        if (credential.StartsWith(ApiKeySecret.Marker, StringComparison.Ordinal))
+        {
+            var grants = context.RequestServices.GetRequiredService<ApiKeyGrants>();
+            return async () => (await grants.AuthenticateAsync(context, credential, BearerAuthentication.ApiKeyScheme)).Succeeded;
+        }
+        // An external issuer's tokens carry no Agentry token id: they are checked when the connection opens, and end with their expiry.
+        return context.User.FindFirst(AgentryClaims.TokenId)?.Value is { } tokenId
+            ? async () => await BearerAuthentication.RefusalAsync(tokenId, context) is null
+            : static () => Task.FromResult(true);
     }
 }

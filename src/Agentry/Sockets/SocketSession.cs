@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Net.WebSockets;
 using System.Threading.Channels;
+using Agentry.Data;
 using Agentry.Hosting;
 using Agentry.Identity;
 using Agentry.Workspaces;
@@ -19,6 +20,8 @@ internal sealed partial class SocketSession(
 {
     public const string TooSlowReason = "Too slow: the send queue stayed full. Reconnect and subscribe with after = the last seq received.";
 
+    public const string RevokedReason = "The access token or API key was revoked.";
+
     public const string ExpiredReason = "The access token expired; reconnect with a fresh one and subscribe with after = the last seq received.";
 
     /// <summary>1013 Try Again Later: the client may reconnect at once and resume from its last sequence numbers.</summary>
@@ -33,18 +36,22 @@ internal sealed partial class SocketSession(
     private readonly Lock _lock = new();
     private readonly Dictionary<(string Stream, Guid Id), Subscription> _subscriptions = [];
     private readonly List<Task> _pumps = [];
+    private Func<Task<bool>> _credentialValid = static () => Task.FromResult(true);
     private readonly List<(Subscription Subscription, AsyncServiceScope Scope, IAsyncEnumerable<StreamEvent> Events)> _pending = [];
 
     /// <summary>
     /// Serves the connection until either side closes it, it drops, or the credential it was opened with expires at
-    /// <paramref name="expires"/> (then 1008: the client reconnects with a fresh access token); never throws.
+    /// <paramref name="expires"/> or is revoked (<paramref name="credentialValid"/>, asked before each message and every
+    /// keep-alive interval): then 1008, and the client reconnects with a fresh credential. Never throws.
     /// </summary>
-    public async Task RunAsync(DateTimeOffset? expires, CancellationToken aborted)
+    public async Task RunAsync(DateTimeOffset? expires, Func<Task<bool>> credentialValid, CancellationToken aborted)
     {
+        _credentialValid = credentialValid;
         using var expiry = expires is { } at ? new CancellationTokenSource(Clamp(at - clock.GetUtcNow()), clock) : null;
         using var expired = expiry?.Token.Register(() => RequestClose(WebSocketCloseStatus.PolicyViolation, ExpiredReason));
         var writer = WriteAsync(aborted);
         var reader = ReceiveAsync(aborted);
+        var watch = WatchCredentialAsync();
         await Task.WhenAny(reader, _close.Task);
         // Pumps stop, and the writer stops after the frame it is sending: what is still queued is not sent.
         await _stop.CancelAsync();
@@ -76,6 +83,42 @@ internal sealed partial class SocketSession(
             socket.Abort();
         }
         await Task.WhenAll(pumps);
+        await watch;
+    }
+
+    /// <summary>Closes the connection (1008) once its credential no longer holds; false then.</summary>
+    private async Task<bool> CheckCredentialAsync()
+    {
+        try
+        {
+            if (await _credentialValid())
+            {
+                return true;
+            }
+        }
+        catch (Exception e) when (e.IsDatabaseOutage())
+        {
+            // The checks read through the cache; a database outage is not a revocation.
+            return true;
+        }
+        RequestClose(WebSocketCloseStatus.PolicyViolation, RevokedReason);
+        return false;
+    }
+
+    /// <summary>Subscriptions stream without client messages, so the credential is also checked on the keep-alive interval.</summary>
+    private async Task WatchCredentialAsync()
+    {
+        using var timer = new PeriodicTimer(options.KeepAliveInterval, clock);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_stop.Token) && await CheckCredentialAsync())
+            {
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The connection is closing.
+        }
     }
 
     /// <summary>A timer's delay: not negative, and within what a timer takes (about 49 days; a token may claim years).</summary>

@@ -15,6 +15,10 @@ internal sealed partial class SocketSession
     /// <summary>Answers one message; false when the connection is closing and nothing more should be read.</summary>
     private async Task<bool> HandleAsync(ReadOnlyMemory<byte> message, CancellationToken ct)
     {
+        if (!await CheckCredentialAsync())
+        {
+            return false;
+        }
         var (request, malformed) = SocketRequest.Parse(message);
         if (request is not { } r)
         {

@@ -220,6 +220,21 @@ public sealed class WebSocketApiTests(SqliteChatFixture fixture) : IClassFixture
         Assert.Equal("ack", SocketClient.Op(await socket.RequestAsync(new { op = "subscribe", requestId = "now", stream = "conversation", id = conversations[32] }, "now")));
     }
 
+    [Fact]
+    public async Task Revoking_the_key_a_connection_was_opened_with_closes_it_with_1008_at_its_next_message()
+    {
+        var (workspace, _) = await WorkspaceClients.NewAsync(_app);
+        var created = await (await fixture.Client.PostJsonAsync($"/api/v1/workspaces/{workspace}/api-keys", new { name = "socket", scopes = new[] { ApiKeyScopes.TasksRead } }))
+            .ReadAsync<JsonElement>(HttpStatusCode.Created);
+        await using var socket = await SocketClient.ConnectAsync(_app, _app.KeyClient(created.GetProperty("key").GetString()!), null);
+        Assert.Equal("pong", SocketClient.Op(await socket.RequestAsync(new { op = "ping", requestId = "1" }, "1")));
+
+        (await fixture.Client.DeleteAsync($"/api/v1/workspaces/{workspace}/api-keys/{created.GetProperty("id").GetString()}")).EnsureSuccessStatusCode();
+        await socket.SendAsync(new { op = "ping", requestId = "2" });
+        Assert.Null(await socket.ReceiveAsync());
+        Assert.Equal(WebSocketCloseStatus.PolicyViolation, socket.Socket.CloseStatus);
+    }
+
     private static async Task<Guid> CreateConversationAsync(HttpClient client, string model) =>
         (await (await client.PostJsonAsync("/api/v1/conversations", new { model })).ReadAsync<ConversationResponse>(HttpStatusCode.Created)).Id;
 
