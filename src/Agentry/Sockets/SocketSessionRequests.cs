@@ -91,8 +91,18 @@ internal sealed partial class SocketSession
         }
         var scope = scopes.CreateAsyncScope();
         var subscription = new Subscription(stream, id, after, _stop.Token);
-        var events = await SocketStreams.OpenAsync(
-            scope.ServiceProvider.GetRequiredService<AppDbContext>(), signal, stream, id, workspace.Id, after, subscription.Cancel.Token);
+        IAsyncEnumerable<StreamEvent>? events;
+        try
+        {
+            events = await SocketStreams.OpenAsync(
+                scope.ServiceProvider.GetRequiredService<AppDbContext>(), signal, stream, id, workspace.Id, after, subscription.Cancel.Token);
+        }
+        catch
+        {
+            subscription.Dispose();
+            await scope.DisposeAsync();
+            throw;
+        }
         lock (_lock)
         {
             if (events is not null && Refusal(r, stream, id) is null)
