@@ -4,6 +4,7 @@ using Agentry.Data;
 using Agentry.Hosting;
 using Agentry.Identity;
 using Agentry.Models;
+using Agentry.Sockets;
 using Agentry.Tasks;
 using Agentry.Usage;
 using Agentry.Workspaces;
@@ -27,10 +28,12 @@ builder.AddTasks();
 builder.AddModels();
 builder.AddChat();
 builder.AddOpenAiApi();
+builder.AddWebSocketApi();
 
 var app = builder.BuildAgentry();
 
 app.UseAgentryHosting();
+app.UseWebSocketApi();
 app.UseAgentryIdentity();
 app.UseAgentryRateLimiting();
 app.MapHealth();
@@ -45,6 +48,7 @@ app.MapModels();
 app.MapChat();
 app.MapUsage();
 app.MapOpenAiApi();
+app.MapWebSocketApi();
 
 return await app.RunAgentryAsync(args);
 

@@ -139,7 +139,7 @@ public static class ConversationEndpoints
             e => (e.Type, e.Seq), signal, ct));
     }
 
-    private static async Task<EventPage<ConversationEventResponse>> ReadEventsAsync(AppDbContext db, Guid id, long after, CancellationToken ct)
+    internal static async Task<EventPage<ConversationEventResponse>> ReadEventsAsync(AppDbContext db, Guid id, long after, CancellationToken ct)
     {
         var rows = await db.ConversationEvents.AsNoTracking().Where(e => e.ConversationId == id && e.Seq > after)
             .OrderBy(e => e.Seq).Take(EventStreams.PageSize).ToListAsync(ct);

@@ -68,51 +68,10 @@ internal sealed class ConversationExchanges(
     public async Task<Results<Ok<ExchangeResponse>, ServerSentEventsResult<ConversationEventResponse>, ProblemHttpResult>> SendAsync(
         Guid workspaceId, Guid conversationId, string? content, string field, bool stream, Caller caller, HttpContext http, CancellationToken ct)
     {
-        if (string.IsNullOrWhiteSpace(content))
+        var (run, problem) = await StartAsync(workspaceId, conversationId, content, field, caller, ct);
+        if (run is null)
         {
-            return Problem.Validation(field, "The message must not be empty.");
-        }
-        if (content.Length > options.Value.MaxMessageLength)
-        {
-            return Problem.Validation(field, $"The message is {content.Length} characters; at most {options.Value.MaxMessageLength} are accepted.");
-        }
-        var conversation = await db.Conversations.AsNoTracking().FirstOrDefaultAsync(c => c.Id == conversationId && c.WorkspaceId == workspaceId, ct);
-        if (conversation is null)
-        {
-            return ConversationEndpoints.NotFound(conversationId);
-        }
-        if (await catalog.ResolveAsync(conversation.Model, ModelCaller.Of(caller, workspaceId, conversation.AgentId), ct) is not { } model)
-        {
-            return UnknownModel(conversation.Model);
-        }
-        var counter = await history.CounterAsync(model.Model, ct);
-        var needed = ConversationHistory.Cost(counter, content) + (conversation.SystemPrompt is { } prompt ? ConversationHistory.Cost(counter, prompt) : 0);
-        if (needed > history.Budget(model.Model))
-        {
-            return Problem.Validation(field,
-                $"The message and system prompt are about {needed} tokens; model {model.Model.Id} takes at most {history.Budget(model.Model)} with room for its reply.");
-        }
-        await using var pending = await store.BeginAsync(db, conversation, content, model.Model.Id, caller.Actor, ct);
-        if (pending is null)
-        {
-            return Problem.Conflict("reply_in_progress", $"Conversation {conversationId} is generating a reply; wait for it or cancel it.");
-        }
-        var exchange = pending.Exchange;
-        var messages = await history.BuildAsync(db, exchange.Conversation, exchange.Reply, model.Model, counter, ct);
-        // The model reads the prompt while the exchange commits (an fsync on most disks): the first token comes that much
-        // sooner, and nothing of the reply is shown or written before the commit.
-        var committed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var run = replies.Start(exchange, model, messages, committed.Task);
-        try
-        {
-            await pending.CommitAsync(ct);
-            committed.SetResult();
-        }
-        catch (Exception ex)
-        {
-            committed.SetException(ex);
-            replies.Cancel(conversationId);
-            throw;
+            return problem!;
         }
         if (stream)
         {
@@ -134,8 +93,64 @@ internal sealed class ConversationExchanges(
             _ when run.Unavailable => Unavailable(http, run),
             { Status: MessageStatuses.Failed, FinishReason: FinishReasons.Timeout } => Problem.GatewayTimeout("generation_timeout", reply.Error!),
             { Status: MessageStatuses.Failed } => Problem.BadGateway("model_failed", reply.Error ?? "The reply failed."),
-            _ => TypedResults.Ok(new ExchangeResponse(conversationId, exchange.Message.ToResponse(), reply.ToResponse())),
+            _ => TypedResults.Ok(new ExchangeResponse(conversationId, run.Exchange.Message.ToResponse(), reply.ToResponse())),
         };
+    }
+
+    /// <summary>
+    /// Checks <paramref name="content"/>, stores it as the user's message and starts the reply in the background (HTTP
+    /// and WebSocket senders alike); or the problem that refuses it.
+    /// </summary>
+    public async Task<(ReplyRun? Run, ProblemHttpResult? Problem)> StartAsync(
+        Guid workspaceId, Guid conversationId, string? content, string field, Caller caller, CancellationToken ct)
+    {
+        if (string.IsNullOrWhiteSpace(content))
+        {
+            return (null, Problem.Validation(field, "The message must not be empty."));
+        }
+        if (content.Length > options.Value.MaxMessageLength)
+        {
+            return (null, Problem.Validation(field, $"The message is {content.Length} characters; at most {options.Value.MaxMessageLength} are accepted."));
+        }
+        var conversation = await db.Conversations.AsNoTracking().FirstOrDefaultAsync(c => c.Id == conversationId && c.WorkspaceId == workspaceId, ct);
+        if (conversation is null)
+        {
+            return (null, ConversationEndpoints.NotFound(conversationId));
+        }
+        if (await catalog.ResolveAsync(conversation.Model, ModelCaller.Of(caller, workspaceId, conversation.AgentId), ct) is not { } model)
+        {
+            return (null, UnknownModel(conversation.Model));
+        }
+        var counter = await history.CounterAsync(model.Model, ct);
+        var needed = ConversationHistory.Cost(counter, content) + (conversation.SystemPrompt is { } prompt ? ConversationHistory.Cost(counter, prompt) : 0);
+        if (needed > history.Budget(model.Model))
+        {
+            return (null, Problem.Validation(field,
+                $"The message and system prompt are about {needed} tokens; model {model.Model.Id} takes at most {history.Budget(model.Model)} with room for its reply."));
+        }
+        await using var pending = await store.BeginAsync(db, conversation, content, model.Model.Id, caller.Actor, ct);
+        if (pending is null)
+        {
+            return (null, Problem.Conflict("reply_in_progress", $"Conversation {conversationId} is generating a reply; wait for it or cancel it."));
+        }
+        var exchange = pending.Exchange;
+        var messages = await history.BuildAsync(db, exchange.Conversation, exchange.Reply, model.Model, counter, ct);
+        // The model reads the prompt while the exchange commits (an fsync on most disks): the first token comes that much
+        // sooner, and nothing of the reply is shown or written before the commit.
+        var committed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var run = replies.Start(exchange, model, messages, committed.Task);
+        try
+        {
+            await pending.CommitAsync(ct);
+            committed.SetResult();
+        }
+        catch (Exception ex)
+        {
+            committed.SetException(ex);
+            replies.Cancel(conversationId);
+            throw;
+        }
+        return (run, null);
     }
 
     private static async IAsyncEnumerable<SseItem<ConversationEventResponse>> Items(

@@ -68,7 +68,11 @@ public sealed class ApiMetrics
                 { "endpoint", endpoint },
                 { "status", status is >= 0 and < 600 ? StatusText[status] : status.ToString() },
             };
-            _duration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, tags);
+            // A WebSocket (101) lasts as long as its connection: counted, but kept out of the latency histogram.
+            if (status != StatusCodes.Status101SwitchingProtocols)
+            {
+                _duration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, tags);
+            }
             _requests.Add(1, tags);
             if (status >= 400)
             {

@@ -173,7 +173,7 @@ internal static class BearerAuthentication
     }
 
     /// <summary>Why the access token with this id (OpenIddict's token entry) is refused, or null while it is valid.</summary>
-    private static async ValueTask<string?> RefusalAsync(string? tokenId, HttpContext http)
+    internal static async ValueTask<string?> RefusalAsync(string? tokenId, HttpContext http)
     {
         var services = http.RequestServices;
         try

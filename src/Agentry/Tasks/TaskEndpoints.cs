@@ -185,12 +185,15 @@ public static class TaskEndpoints
         }
         return TypedResults.ServerSentEvents(EventStreams.TailAsync(
             id, from, (last, token) => ReadEventsAsync(db, id, task.CreatedAt, last, token),
-            async token => AgentTaskStatus.IsFinal(await db.Tasks.AsNoTracking().Where(t => t.Id == id).Select(t => t.Status).FirstAsync(token)),
-            e => (e.Type, e.Seq), signal, ct));
+            token => IsFinalAsync(db, id, token), e => (e.Type, e.Seq), signal, ct));
     }
 
+    /// <summary>Whether the task has reached a final state (its event stream then ends once every event was read).</summary>
+    internal static async Task<bool> IsFinalAsync(AppDbContext db, Guid id, CancellationToken ct) =>
+        AgentTaskStatus.IsFinal(await db.Tasks.AsNoTracking().Where(t => t.Id == id).Select(t => t.Status).FirstAsync(ct));
+
     /// <summary>Up to a page of events after <paramref name="after"/>, starting with the implied <c>queued</c> (sequence 1); whether more may follow.</summary>
-    private static async Task<EventPage<TaskEventResponse>> ReadEventsAsync(
+    internal static async Task<EventPage<TaskEventResponse>> ReadEventsAsync(
         AppDbContext db, Guid id, DateTime createdAt, long after, CancellationToken ct)
     {
         var rows = await db.TaskEvents.AsNoTracking().Where(e => e.TaskId == id && e.Seq > after).OrderBy(e => e.Seq).Take(EventStreams.PageSize).ToListAsync(ct);
@@ -206,5 +209,5 @@ public static class TaskEndpoints
     private static async Task<TaskResponse> ReadAsync(AppDbContext db, Guid id, CancellationToken ct) =>
         (await db.Tasks.AsNoTracking().FirstAsync(t => t.Id == id, ct)).ToResponse();
 
-    private static ProblemHttpResult NotFound(Guid id) => Problem.NotFound($"Task {id} was not found.");
+    internal static ProblemHttpResult NotFound(Guid id) => Problem.NotFound($"Task {id} was not found.");
 }

@@ -125,6 +125,17 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
                 {
                     continue; // allowed writes would change the fixtures; allowed reads are checked below
                 }
+                if (name == "ConnectWebSocket")
+                {
+                    // A WebSocket is only ever an upgrade: the handshake's status (101 when allowed) is what the rules decide.
+                    var upgraded = await UpgradeStatusAsync(principal.Client, workspace);
+                    checkedCalls++;
+                    if (refusal is { } refused ? !refused.Contains(upgraded) : upgraded != 101)
+                    {
+                        failures.Add($"{principal.Name}: WebSocket {url} answered {upgraded}");
+                    }
+                    continue;
+                }
                 var client = principal.Client ?? _app.Client();
                 using var request = new HttpRequestMessage(new HttpMethod(method), url);
                 if (body is not null)
@@ -152,6 +163,19 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
         Assert.True(endpoints.Count > 10, "the endpoint list looks wrong");
         Assert.True(checkedCalls > endpoints.Count, "too few calls were made");
         Assert.True(failures.Count == 0, string.Join(Environment.NewLine, failures));
+    }
+
+    private async Task<int> UpgradeStatusAsync(HttpClient? client, Guid workspace)
+    {
+        try
+        {
+            await using var socket = await Agentry.Tests.Sockets.SocketClient.ConnectAsync(_app, client, workspace);
+            return 101;
+        }
+        catch (InvalidOperationException)
+        {
+            return await Agentry.Tests.Sockets.SocketClient.RefusalAsync(_app, client, workspace);
+        }
     }
 
     /// <summary>A conversation to read, written directly: this app has no model to create one with.</summary>
