@@ -23,6 +23,7 @@ builder.AddAgentryIdentity();
 builder.AddAgentryRateLimiting();
 builder.AddTasks();
 builder.AddModels();
+builder.AddEmbeddings();
 builder.AddChat();
 builder.AddOpenAiApi();
 
