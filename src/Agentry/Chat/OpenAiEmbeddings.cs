@@ -105,11 +105,19 @@ internal static class OpenAiEmbeddings
     /// <summary>A server that reports no token count: the same estimate chat uses for such servers (UTF-8 bytes / 3).</summary>
     private static long Estimate(string text) => (System.Text.Encoding.UTF8.GetByteCount(text) + 2) / 3;
 
-    /// <summary>The 4xx status an embedding server answered with, as HttpClient or the OpenAI SDK reports it.</summary>
-    private static int? UpstreamStatus(Exception exception) => exception switch
+    /// <summary>The 4xx status an embedding server answered with, as HttpClient or the OpenAI SDK (around it) reports it.</summary>
+    private static int? UpstreamStatus(Exception exception)
     {
-        HttpRequestException { StatusCode: { } status } when (int)status is >= 400 and < 500 => (int)status,
-        ClientResultException { Status: >= 400 and < 500 } refused => refused.Status,
-        _ => null,
-    };
+        for (var ex = exception; ex is not null; ex = ex.InnerException)
+        {
+            switch (ex)
+            {
+                case HttpRequestException { StatusCode: { } status } when (int)status is >= 400 and < 500:
+                    return (int)status;
+                case ClientResultException { Status: >= 400 and < 500 } refused:
+                    return refused.Status;
+            }
+        }
+        return null;
+    }
 }

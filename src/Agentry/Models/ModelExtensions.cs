@@ -139,5 +139,6 @@ public static class ModelExtensions
                 ConnectTimeout = sp.GetRequiredService<IOptions<ModelOptions>>().Value.ConnectTimeout,
                 PooledConnectionLifetime = TimeSpan.FromMinutes(5),
             })
-            .ConfigureHttpClient(client => client.Timeout = Timeout.InfiniteTimeSpan);
+            .ConfigureHttpClient(client => client.Timeout = Timeout.InfiniteTimeSpan)
+            .AddHttpMessageHandler(() => new ServerErrorHandler());
 }

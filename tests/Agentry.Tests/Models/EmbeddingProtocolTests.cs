@@ -100,6 +100,20 @@ public sealed class OllamaEmbeddingProtocolTests : EmbeddingProtocolTests
     }
 
     [Fact]
+    public async Task Protocol_against_a_stand_in_fails_over_when_an_endpoint_answers_with_an_ollama_error_and_a_5xx()
+    {
+        await using var failing = await StandInServer.StartAsync(server => server.MapPost(
+            "/api/embed", () => Results.Json(new { error = "llama runner process has terminated" }, statusCode: 500)));
+        await using var app = OllamaApp(failing.BaseUri.ToString(), Server.BaseUri.ToString());
+        var admin = await app.AdminClientAsync();
+
+        var response = await admin.PostAsync("/v1/embeddings", HttpAssertions.Json(new { model = "ollama/all-minilm", input = new[] { "a", "b" } }), Ct);
+
+        Assert.Equal(2, (await response.ReadAsync<JsonElement>()).GetProperty("data").GetArrayLength());
+        Assert.Single(failing.Requests);
+    }
+
+    [Fact]
     public async Task Protocol_against_a_stand_in_answers_503_when_no_endpoint_answers()
     {
         await using var app = OllamaApp($"http://127.0.0.1:{RedisProcess.FreePort()}");
@@ -109,6 +123,16 @@ public sealed class OllamaEmbeddingProtocolTests : EmbeddingProtocolTests
 
         await OpenAiApiTests.AssertErrorAsync(response, HttpStatusCode.ServiceUnavailable, "server_error");
         Assert.NotNull(response.Headers.RetryAfter);
+    }
+
+    [Fact]
+    public async Task Protocol_against_a_stand_in_passes_on_an_input_the_server_refuses_as_400()
+    {
+        var response = await EmbedAsync("ollama/all-minilm", "too long for the server");
+
+        var error = await OpenAiApiTests.AssertErrorAsync(response, HttpStatusCode.BadRequest, "invalid_request_error");
+        Assert.Equal("input", error.GetProperty("param").GetString());
+        Assert.Contains("the input length exceeds the context length", error.GetProperty("message").GetString());
     }
 
     private static AgentryApp OllamaApp(params string[] endpoints) => AgentryApp.Sqlite(new Dictionary<string, string?>
@@ -121,6 +145,11 @@ public sealed class OllamaEmbeddingProtocolTests : EmbeddingProtocolTests
     private static IResult Embed(JsonElement request)
     {
         var input = request.GetProperty("input");
+        if (input.ValueKind == JsonValueKind.Array && input[0].GetString() == "too long for the server")
+        {
+            // Ollama's documented error form, with the message it gives when truncation is off.
+            return Results.Json(new { error = "the input length exceeds the context length" }, statusCode: 400);
+        }
         var count = input.ValueKind == JsonValueKind.Array ? input.GetArrayLength() : 1;
         return Results.Json(new Dictionary<string, object>
         {
