@@ -53,7 +53,7 @@ internal static class OpenAiEmbeddings
         }
         if (request.Model != models.Id)
         {
-            return OpenAiErrors.ModelNotFound(request.Model);
+            return OpenAiErrors.ModelNotFound(request.Model, $"the embedding model is '{models.Id}'.");
         }
         if (request.EncodingFormat is not (null or "float" or "base64"))
         {

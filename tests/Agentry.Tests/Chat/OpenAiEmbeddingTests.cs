@@ -156,6 +156,7 @@ public sealed class OpenAiEmbeddingTests(SqliteFixture fixture) : IClassFixture<
 
         var error = await OpenAiApiTests.AssertErrorAsync(response, HttpStatusCode.NotFound, "invalid_request_error");
         Assert.Equal("model_not_found", error.GetProperty("code").GetString());
+        Assert.Contains(Model, error.GetProperty("message").GetString());
     }
 
     [Fact]
