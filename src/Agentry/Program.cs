@@ -26,6 +26,7 @@ builder.AddAgentryRateLimiting();
 builder.AddUsage();
 builder.AddTasks();
 builder.AddModels();
+builder.AddEmbeddings();
 builder.AddChat();
 builder.AddOpenAiApi();
 builder.AddWebSocketApi();

@@ -58,14 +58,16 @@ public sealed record OpenAiModelList(string Object, IReadOnlyList<OpenAiModel> D
 
 /// <summary>
 /// A model: <c>id</c> is Agentry's model id (<c>{provider}/{name}</c>), <c>owned_by</c> its provider, <c>created</c> 0 (model
-/// servers do not say when a model was made); <c>context_length</c> its window where known, as LM Studio and others report it.
+/// servers do not say when a model was made); <c>context_length</c> its window where known, as LM Studio and others report it;
+/// <c>type</c> <c>chat</c> or <c>embedding</c> (an addition of Agentry's; clients that do not know it ignore it).
 /// </summary>
 public sealed record OpenAiModel(
     string Id,
     string Object,
     long Created,
     [property: JsonPropertyName("owned_by")] string OwnedBy,
-    [property: JsonPropertyName("context_length")] int? ContextLength);
+    [property: JsonPropertyName("context_length")] int? ContextLength,
+    string Type);
 
 /// <summary>A whole answer: <c>object</c> is <c>chat.completion</c>, one choice.</summary>
 public sealed record OpenAiChatCompletion(
@@ -99,6 +101,38 @@ public sealed record OpenAiChunkChoice(
 
 /// <summary>What a chunk adds to the answer: the role in the first, text in those that carry some, nothing in the last.</summary>
 public sealed record OpenAiDelta(string? Role, string? Content);
+
+/// <summary>
+/// <c>POST /v1/embeddings</c>: <c>input</c> is a string or an array of strings; <c>encoding_format</c> <c>float</c> (the
+/// default) or <c>base64</c>; <c>dimensions</c> only as the model's own length (no model here can shorten its vectors).
+/// </summary>
+public sealed record OpenAiEmbeddingRequest
+{
+    public string? Model { get; init; }
+
+    public JsonElement? Input { get; init; }
+
+    [JsonPropertyName("encoding_format")]
+    public string? EncodingFormat { get; init; }
+
+    public int? Dimensions { get; init; }
+
+    /// <summary>The end user, as the caller names them (kept for the caller; Agentry knows its caller from the key).</summary>
+    public string? User { get; init; }
+}
+
+/// <summary>The vectors, one per input in the order given: <c>object</c> is <c>list</c>.</summary>
+public sealed record OpenAiEmbeddingList(string Object, IReadOnlyList<OpenAiEmbedding> Data, string Model, OpenAiEmbeddingUsage Usage);
+
+/// <summary>
+/// One vector: <c>object</c> is <c>embedding</c>; <c>embedding</c> an array of numbers, or with <c>encoding_format</c>
+/// <c>base64</c> a base64 string of its little-endian 32-bit floats.
+/// </summary>
+public sealed record OpenAiEmbedding(string Object, int Index, object Embedding);
+
+public sealed record OpenAiEmbeddingUsage(
+    [property: JsonPropertyName("prompt_tokens")] long PromptTokens,
+    [property: JsonPropertyName("total_tokens")] long TotalTokens);
 
 /// <summary>OpenAI's error envelope: <c>{"error": {"message", "type", "param", "code"}}</c>.</summary>
 public sealed record OpenAiErrorResponse(OpenAiError Error);

@@ -30,7 +30,7 @@ public static class OpenAiEndpoints
         return builder;
     }
 
-    /// <summary><c>GET /v1/models</c> and <c>POST /v1/chat/completions</c>: signed-in users, keys and service accounts with scope <c>chat</c>.</summary>
+    /// <summary><c>GET /v1/models</c>, <c>POST /v1/chat/completions</c> and <c>POST /v1/embeddings</c>: signed-in users, keys and service accounts with scope <c>chat</c>.</summary>
     public static IEndpointRouteBuilder MapOpenAiApi(this IEndpointRouteBuilder endpoints)
     {
         var group = endpoints.MapGroup(Prefix).WithTags("OpenAI-compatible").RequireScope(ApiKeyScopes.Chat)
@@ -44,6 +44,10 @@ public static class OpenAiEndpoints
             .Produces<OpenAiChunk>(StatusCodes.Status200OK, "text/event-stream")
             .ProducesErrors(StatusCodes.Status400BadRequest, StatusCodes.Status404NotFound, StatusCodes.Status503ServiceUnavailable,
                 StatusCodes.Status504GatewayTimeout);
+        group.MapPost("/embeddings", OpenAiEmbeddings.CreateAsync).WithName("OpenAiCreateEmbedding")
+            .WithSummary("Embed one text or a batch of texts with the configured embedding model, in OpenAI's format")
+            .ProducesErrors(StatusCodes.Status400BadRequest, StatusCodes.Status404NotFound, StatusCodes.Status503ServiceUnavailable,
+                StatusCodes.Status504GatewayTimeout);
         return endpoints;
     }
 
@@ -51,10 +55,11 @@ public static class OpenAiEndpoints
     private static TBuilder ProducesErrors<TBuilder>(this TBuilder builder, params int[] statuses) where TBuilder : IEndpointConventionBuilder =>
         builder.WithMetadata([.. statuses.Select(status => new ProducesResponseTypeMetadata(status, typeof(OpenAiErrorResponse), ["application/json"]))]);
 
-    internal static async Task<Ok<OpenAiModelList>> ListModelsAsync(ModelCatalog catalog, CancellationToken ct)
+    internal static async Task<Ok<OpenAiModelList>> ListModelsAsync(ModelCatalog catalog, EmbeddingModels embeddings, CancellationToken ct)
     {
         var listings = await catalog.ListAsync(ct);
-        var models = listings.SelectMany(l => l.Models).Select(m => new OpenAiModel(m.Id, "model", 0, m.Provider, m.ContextLength)).ToList();
+        var models = ModelEndpoints.WithEmbeddingModel(listings.SelectMany(l => l.Models), embeddings)
+            .Select(m => new OpenAiModel(m.Id, "model", 0, m.Provider, m.ContextLength, m.Type)).ToList();
         return TypedResults.Ok(new OpenAiModelList("list", models));
     }
 

@@ -53,11 +53,13 @@ internal static class OpenAiErrors
     public static ProblemHttpResult Invalid(string param, string message) =>
         Create(StatusCodes.Status400BadRequest, ProblemCodes.ValidationFailed, param, message);
 
-    public static ProblemHttpResult ModelNotFound(string model) =>
-        Create(StatusCodes.Status404NotFound, "model_not_found", "model", $"The model '{model}' does not exist; GET /v1/models lists the models there are.");
+    public static ProblemHttpResult ModelNotFound(string model, string hint = "GET /v1/models lists the models there are.") =>
+        Create(StatusCodes.Status404NotFound, "model_not_found", "model", $"The model '{model}' does not exist; {hint}");
 
-    public static ProblemHttpResult ContextLengthExceeded(string message) =>
-        Create(StatusCodes.Status400BadRequest, "context_length_exceeded", "messages", message);
+    public static ProblemHttpResult ContextLengthExceeded(string message) => InputTooLong("messages", message);
+
+    public static ProblemHttpResult InputTooLong(string param, string message) =>
+        Create(StatusCodes.Status400BadRequest, "context_length_exceeded", param, message);
 
     private static ProblemHttpResult Create(int status, string code, string param, string message) =>
         TypedResults.Problem(message, statusCode: status,

@@ -17,11 +17,21 @@ public static class ModelEndpoints
         return endpoints;
     }
 
-    internal static async Task<Ok<ModelListResponse>> ListAsync(ModelCatalog catalog, CancellationToken ct)
+    internal static async Task<Ok<ModelListResponse>> ListAsync(ModelCatalog catalog, EmbeddingModels embeddings, CancellationToken ct)
     {
         var listings = await catalog.ListAsync(ct);
         return TypedResults.Ok(new ModelListResponse(
-            listings.SelectMany(l => l.Models).ToList(),
+            WithEmbeddingModel(listings.SelectMany(l => l.Models), embeddings).ToList(),
             listings.Select(l => new ModelProviderResponse(l.Provider, l.Kind, l.Status, l.Error, l.Models.Count)).ToList()));
+    }
+
+    /// <summary>
+    /// The chat models, then the embedding model, unless a chat provider already lists a model of that id (an Ollama
+    /// provider and Ollama embeddings under the same name): ids stay unique, and the id works for both endpoints.
+    /// </summary>
+    internal static IEnumerable<ModelResponse> WithEmbeddingModel(IEnumerable<ModelResponse> chat, EmbeddingModels embeddings)
+    {
+        var listed = chat.ToList();
+        return listed.Any(m => m.Id == embeddings.Id) ? listed : [.. listed, embeddings.Describe()];
     }
 }

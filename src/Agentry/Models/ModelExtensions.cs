@@ -1,4 +1,5 @@
 using Agentry.Hosting;
+using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
@@ -11,6 +12,9 @@ public static class ModelExtensions
 {
     /// <summary>The HTTP client model servers are called with.</summary>
     internal const string HttpClientName = "models";
+
+    /// <summary>The HTTP client embedding servers are called with.</summary>
+    internal const string EmbeddingHttpClientName = "embeddings";
 
     /// <summary>
     /// Chat model providers (section <c>Agentry:Llm</c>) and the catalog of their models. Provider libraries (OllamaSharp,
@@ -78,4 +82,63 @@ public static class ModelExtensions
         services.TryAddSingleton<LlamaCppModels>();
         services.AddSingleton<IModelProvider>(sp => new LlamaCppModelProvider(provider, sp.GetRequiredService<LlamaCppModels>()));
     }
+
+    /// <summary>
+    /// The embedding model (section <c>Agentry:Embeddings</c>): all-MiniLM-L6-v2 in-process unless another provider is
+    /// configured. Nothing is loaded at start: MiniLM's encoder is made on first use, a server's client on first resolve.
+    /// </summary>
+    public static IHostApplicationBuilder AddEmbeddings(this IHostApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddOptions<EmbeddingOptions>().BindConfiguration(EmbeddingOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<IValidateOptions<EmbeddingOptions>, EmbeddingOptionsValidator>();
+        var options = builder.Configuration.GetSection(EmbeddingOptions.SectionName).Get<EmbeddingOptions>() ?? new();
+        // The one switch that picks the provider; the options validator names a wrong one.
+        Func<IServiceProvider, IEmbeddingGenerator<string, Embedding<float>>> generator = options.Provider switch
+        {
+            EmbeddingOptions.Ollama => OllamaEmbeddings,
+            EmbeddingOptions.OpenAi => OpenAiEmbeddings,
+            _ => static _ => new MiniLmEmbeddingGenerator(),
+        };
+        if (options.Provider is EmbeddingOptions.Ollama or EmbeddingOptions.OpenAi)
+        {
+            AddEmbeddingHttpClient(services);
+        }
+        services.AddSingleton(sp => new EmbeddingModels(
+            sp.GetRequiredService<IOptions<EmbeddingOptions>>(), generator(sp), sp.GetRequiredService<ILoggerFactory>()));
+        services.AddSingleton(sp => sp.GetRequiredService<EmbeddingModels>().Generator);
+        services.ConfigureOpenTelemetryMeterProvider(metrics => metrics.AddMeter(ModelCatalog.TelemetrySource));
+        services.ConfigureOpenTelemetryTracerProvider(tracing => tracing.AddSource(ModelCatalog.TelemetrySource));
+        return builder;
+    }
+
+    // Methods of their own, so that OllamaSharp or the OpenAI SDK is loaded only when its provider is configured.
+    private static IEmbeddingGenerator<string, Embedding<float>> OllamaEmbeddings(IServiceProvider services) =>
+        BalancedEmbeddings(services, (url, options, http) => OllamaModelProvider.Client(url, options.ModelName, http));
+
+    private static IEmbeddingGenerator<string, Embedding<float>> OpenAiEmbeddings(IServiceProvider services) =>
+        BalancedEmbeddings(services, (url, options, http) =>
+            OpenAiModelProvider.Client(url, options.ApiKey, http).GetEmbeddingClient(options.ModelName).AsIEmbeddingGenerator());
+
+    private static BalancedEmbeddingGenerator BalancedEmbeddings(
+        IServiceProvider services, Func<string, EmbeddingOptions, HttpClient, IEmbeddingGenerator<string, Embedding<float>>> endpoint)
+    {
+        var options = services.GetRequiredService<IOptions<EmbeddingOptions>>().Value;
+        var http = services.GetRequiredService<IHttpClientFactory>();
+        // The pool wants a provider's shape: the embedding server is one more provider, with the chat ones' breaker settings.
+        var provider = new ModelProviderOptions { Name = options.Provider, Kind = options.Provider, Endpoints = options.Endpoints };
+        var pool = new ModelEndpointPool(provider, services.GetRequiredService<IOptions<ModelOptions>>().Value, Logger(services));
+        var generators = pool.Endpoints.Select(e => endpoint(e.Url, options, http.CreateClient(EmbeddingHttpClientName))).ToList();
+        return new BalancedEmbeddingGenerator(options.Provider, pool, generators, options.Timeout);
+    }
+
+    private static void AddEmbeddingHttpClient(IServiceCollection services) =>
+        services.AddHttpClient(EmbeddingHttpClientName)
+            .ConfigurePrimaryHttpMessageHandler(sp => new SocketsHttpHandler
+            {
+                ConnectTimeout = sp.GetRequiredService<IOptions<ModelOptions>>().Value.ConnectTimeout,
+                PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+            })
+            .ConfigureHttpClient(client => client.Timeout = Timeout.InfiniteTimeSpan)
+            .AddHttpMessageHandler(() => new ServerErrorHandler());
 }

@@ -44,11 +44,13 @@ internal sealed class OllamaModelProvider(ModelProviderOptions options, ModelOpt
             })
             .Build();
 
-    private OllamaApiClient Client(string endpoint, string model = "")
+    private OllamaApiClient Client(string endpoint, string model = "") => Client(endpoint, model, http.CreateClient(ModelExtensions.HttpClientName));
+
+    /// <summary>An OllamaSharp client for one endpoint; it is also Ollama's <see cref="IEmbeddingGenerator{TInput, TEmbedding}"/>.</summary>
+    internal static OllamaApiClient Client(string endpoint, string model, HttpClient http)
     {
-        var client = http.CreateClient(ModelExtensions.HttpClientName);
-        client.BaseAddress = new Uri(endpoint);
-        return new OllamaApiClient(client, model);
+        http.BaseAddress = new Uri(endpoint);
+        return new OllamaApiClient(http, model);
     }
 
     /// <summary>The model's own context length, from the GGUF metadata Ollama reports as <c>{architecture}.context_length</c>.</summary>

@@ -24,12 +24,13 @@ internal sealed class OpenAiModelProvider(ModelProviderOptions options, ModelOpt
         var result = await client.GetOpenAIModelClient().GetModelsAsync(ct);
         // The SDK models only the standard fields; servers that know a model's window say so in fields of their own.
         using var raw = JsonDocument.Parse(result.GetRawResponse().Content);
-        var windows = raw.RootElement.TryGetProperty("data", out var data) && data.ValueKind == JsonValueKind.Array
-            ? data.EnumerateArray().Where(m => m.TryGetProperty("id", out _))
-                .GroupBy(m => m.GetProperty("id").GetString() ?? "")
-                .ToDictionary(g => g.Key, g => ContextLength(g.First()))
+        List<JsonElement> listed = raw.RootElement.TryGetProperty("data", out var data) && data.ValueKind == JsonValueKind.Array
+            ? [.. data.EnumerateArray().Where(m => m.TryGetProperty("id", out var id) && id.ValueKind == JsonValueKind.String)]
             : [];
+        var windows = listed.GroupBy(m => m.GetProperty("id").GetString()!).ToDictionary(g => g.Key, g => ContextLength(g.First()));
+        var embedding = listed.Where(IsEmbeddingModel).Select(m => m.GetProperty("id").GetString()).ToHashSet();
         return result.Value
+            .Where(m => !embedding.Contains(m.Id))
             .Select(m => new ModelResponse(ModelIds.Of(options.Name, m.Id), options.Name, m.Id, windows.GetValueOrDefault(m.Id), null))
             .ToList();
     }
@@ -38,19 +39,30 @@ internal sealed class OpenAiModelProvider(ModelProviderOptions options, ModelOpt
         ValueTask.FromResult<IChatClient>(new BalancedChatClient(
             options.Name, _pool, _pool.Endpoints.Select(e => Client(e.Url).GetChatClient(model.Name).AsIChatClient()).ToList(), models.GenerationTimeout));
 
-    private OpenAIClient Client(string endpoint)
+    private OpenAIClient Client(string endpoint) => Client(endpoint, options.ApiKey, http.CreateClient(ModelExtensions.HttpClientName));
+
+    /// <summary>An OpenAI SDK client for one endpoint, without the SDK's own retries or timeout (both are decided above it).</summary>
+    internal static OpenAIClient Client(string endpoint, string? apiKey, HttpClient http)
     {
         var clientOptions = new OpenAIClientOptions
         {
             Endpoint = new Uri(endpoint),
-            Transport = new HttpClientPipelineTransport(http.CreateClient(ModelExtensions.HttpClientName)),
+            Transport = new HttpClientPipelineTransport(http),
             // Retries and fail-over are decided above the client (a retry after the first token would repeat it).
             RetryPolicy = new ClientRetryPolicy(maxRetries: 0),
             NetworkTimeout = Timeout.InfiniteTimeSpan,
         };
         // Local servers often need no key; the SDK insists on one, and such servers ignore what it sends.
-        return new OpenAIClient(new ApiKeyCredential(options.ApiKey ?? "unused"), clientOptions);
+        return new OpenAIClient(new ApiKeyCredential(apiKey ?? "unused"), clientOptions);
     }
+
+    /// <summary>
+    /// Servers that mark a model's kind (Agentry's own <c>/v1</c> with <c>type</c> <c>embedding</c>, LM Studio with
+    /// <c>embeddings</c>) list embedding models too; those cannot chat, so they are not chat models.
+    /// </summary>
+    private static bool IsEmbeddingModel(JsonElement model) =>
+        model.TryGetProperty("type", out var type) && type.ValueKind == JsonValueKind.String
+        && type.GetString() is ModelTypes.Embedding or "embeddings";
 
     /// <summary>vLLM reports <c>max_model_len</c>; LM Studio, OpenRouter and others <c>context_length</c>.</summary>
     private static int? ContextLength(JsonElement model)

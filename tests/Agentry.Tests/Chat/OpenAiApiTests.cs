@@ -36,11 +36,15 @@ public sealed class OpenAiApiTests(OpenAiGatewayFixture fixture) : IClassFixture
         var body = await (await fixture.Chat.GetAsync("/v1/models", Ct)).ReadAsync<JsonElement>();
 
         Assert.Equal("list", body.GetProperty("object").GetString());
-        var model = Assert.Single(body.GetProperty("data").EnumerateArray());
-        Assert.Equal("local/tiny", model.GetProperty("id").GetString());
+        var models = body.GetProperty("data").EnumerateArray().ToList();
+        Assert.Equal(["local/tiny", "minilm/all-minilm-l6-v2"], models.Select(m => m.GetProperty("id").GetString()));
+        var model = models[0];
         Assert.Equal("model", model.GetProperty("object").GetString());
         Assert.Equal("local", model.GetProperty("owned_by").GetString());
         Assert.Equal(TinyGguf.ContextLength, model.GetProperty("context_length").GetInt32());
+        Assert.Equal("chat", model.GetProperty("type").GetString());
+        Assert.Equal("embedding", models[1].GetProperty("type").GetString());
+        Assert.Equal("minilm", models[1].GetProperty("owned_by").GetString());
     }
 
     [Fact]
@@ -225,7 +229,7 @@ public sealed class OpenAiApiTests(OpenAiGatewayFixture fixture) : IClassFixture
     }
 
     /// <summary>Asserts OpenAI's error envelope with this status and type (never problem details); returns <c>error</c>.</summary>
-    private static async Task<JsonElement> AssertErrorAsync(HttpResponseMessage response, HttpStatusCode status, string type)
+    internal static async Task<JsonElement> AssertErrorAsync(HttpResponseMessage response, HttpStatusCode status, string type)
     {
         var text = await response.Content.ReadAsStringAsync();
         Assert.True(status == response.StatusCode, $"Expected {(int)status}, got {(int)response.StatusCode}: {text}");

@@ -83,6 +83,31 @@ public sealed class OpenAiEndToEndTests(OpenAiGatewayFixture fixture) : IClassFi
         Assert.Equal("remote/local/tiny", chunks[0].GetProperty("model").GetString());
     }
 
+    [Fact]
+    public async Task Embeddings_through_the_gateway_are_the_second_instance_s_minilm_vectors_with_its_token_counts()
+    {
+        string[] inputs = ["The cat sits on the mat.", "Quarterly revenue grew by ten percent."];
+        var direct = await fixture.Upstream.Services.GetRequiredService<EmbeddingModels>().GenerateAsync(inputs, Ct);
+        var gateway = fixture.Gateway.Services.GetRequiredService<EmbeddingModels>();
+
+        // Through the OpenAI SDK, which asks for base64: the vectors arrive bit for bit.
+        var relayed = await gateway.GenerateAsync(inputs, Ct);
+
+        Assert.Equal("openai/minilm/all-minilm-l6-v2", gateway.Id);
+        Assert.Equal(direct.Select(e => e.Vector.ToArray()), relayed.Select(e => e.Vector.ToArray()));
+        Assert.Equal(direct.Usage!.InputTokenCount, relayed.Usage!.InputTokenCount);
+        Assert.Equal(384, gateway.Dimensions);
+    }
+
+    [Fact]
+    public async Task The_second_instance_s_embedding_model_is_not_listed_as_a_chat_model_by_the_gateway()
+    {
+        var listing = Assert.Single(await Catalog(fixture.Gateway).ListAsync(Ct));
+
+        Assert.DoesNotContain(listing.Models, m => m.Name.StartsWith("minilm/", StringComparison.Ordinal));
+        Assert.Single(listing.Models);
+    }
+
     private static ModelCatalog Catalog(AgentryApp app) => app.Services.GetRequiredService<ModelCatalog>();
 
     private static async Task<ChatModel> ResolveAsync(AgentryApp app, string id) =>

@@ -8,7 +8,8 @@ namespace Agentry.Tests.Chat;
 /// <summary>
 /// Two Agentry instances: <see cref="Upstream"/> runs the tiny GGUF model in-process (<c>local/tiny</c>) and serves it at
 /// <c>/v1</c> on a real port; <see cref="Gateway"/>'s OpenAI-compatible provider <c>remote</c> points at that <c>/v1</c>
-/// with an upstream API key of scope <c>chat</c>, so it offers <c>remote/local/tiny</c>.
+/// with an upstream API key of scope <c>chat</c>, so it offers <c>remote/local/tiny</c>; its embedding provider is the upstream's
+/// <c>/v1/embeddings</c> (MiniLM in-process there), as <c>openai/minilm/all-minilm-l6-v2</c>.
 /// </summary>
 public sealed class OpenAiGatewayFixture : IAsyncLifetime
 {
@@ -38,6 +39,10 @@ public sealed class OpenAiGatewayFixture : IAsyncLifetime
             ["Agentry:Llm:Providers:0:Kind"] = "openai",
             ["Agentry:Llm:Providers:0:Endpoints:0"] = new Uri(Upstream.BaseUri, "/v1").ToString(),
             ["Agentry:Llm:Providers:0:ApiKey"] = key,
+            ["Agentry:Embeddings:Provider"] = "openai",
+            ["Agentry:Embeddings:Model"] = "minilm/all-minilm-l6-v2",
+            ["Agentry:Embeddings:Endpoints:0"] = new Uri(Upstream.BaseUri, "/v1").ToString(),
+            ["Agentry:Embeddings:ApiKey"] = key,
         });
     }
 

@@ -47,6 +47,7 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
         ["CancelConversationReply"] = new { },
         ["Chat"] = new { message = "hello", model = "local/tiny" },
         ["OpenAiCreateChatCompletion"] = new { model = "none/none", messages = new[] { new { role = "user", content = "hi" } } },
+        ["OpenAiCreateEmbedding"] = new { model = "minilm/all-minilm-l6-v2", input = "hi" },
         ["ImportAgent"] = new { agentry = "agent/v1", name = "imported-" + Guid.NewGuid().ToString("N")[..8], kind = "tool" },
     };
 

@@ -41,7 +41,12 @@ public sealed class ModelApiTests(ModelApiFixture fixture) : IClassFixture<Model
     {
         var listing = await (await fixture.Client.GetAsync("/api/v1/models")).ReadAsync<ModelListResponse>();
 
-        Assert.Equal(new ModelResponse("local/tiny", "local", "tiny", TinyGguf.ContextLength, false), Assert.Single(listing.Items));
+        Assert.Equal(
+            [
+                new ModelResponse("local/tiny", "local", "tiny", TinyGguf.ContextLength, false),
+                new ModelResponse("minilm/all-minilm-l6-v2", "minilm", "all-minilm-l6-v2", 256, false, ModelTypes.Embedding, 384),
+            ],
+            listing.Items);
         Assert.Equal(new ModelProviderResponse("local", "llamacpp", ModelProviderStatuses.Available, null, 1), listing.Providers[0]);
         var down = listing.Providers[1];
         Assert.Equal(("down", "ollama", ModelProviderStatuses.Unavailable, 0), (down.Name, down.Kind, down.Status, down.ModelCount));
@@ -69,7 +74,7 @@ public sealed class ModelApiTests(ModelApiFixture fixture) : IClassFixture<Model
         var agents = fixture.App.KeyClient(await AgentryApp.CreateApiKeyAsync(fixture.Client, workspace, ApiKeyScopes.AgentsRead));
 
         var listing = await (await chat.GetAsync("/api/v1/models")).ReadAsync<ModelListResponse>();
-        Assert.Equal("local/tiny", Assert.Single(listing.Items).Id);
+        Assert.Equal(["local/tiny", "minilm/all-minilm-l6-v2"], listing.Items.Select(m => m.Id));
         await (await agents.GetAsync("/api/v1/models")).AssertProblemAsync(HttpStatusCode.Forbidden, "forbidden");
     }
 
@@ -87,14 +92,14 @@ public sealed class ModelApiTests(ModelApiFixture fixture) : IClassFixture<Model
 public sealed class NoModelTests
 {
     [Fact]
-    public async Task Without_providers_there_are_no_models_and_no_model_check()
+    public async Task Without_providers_there_are_no_chat_models_and_no_model_check_but_the_embedding_model()
     {
         await using var app = AgentryApp.Sqlite();
         var admin = await app.AdminClientAsync();
 
         var listing = await (await admin.GetAsync("/api/v1/models")).ReadAsync<ModelListResponse>();
 
-        Assert.Empty(listing.Items);
+        Assert.Equal(ModelTypes.Embedding, Assert.Single(listing.Items).Type);
         Assert.Empty(listing.Providers);
         var ready = JsonDocument.Parse(await admin.GetStringAsync("/health/ready")).RootElement;
         Assert.False(ready.GetProperty("checks").TryGetProperty("models", out _));
