@@ -1,8 +1,12 @@
 using System.ClientModel;
 using System.Runtime.InteropServices;
 using System.Text.Json;
+using Agentry.Data;
 using Agentry.Hosting;
+using Agentry.Identity;
 using Agentry.Models;
+using Agentry.Usage;
+using Agentry.Workspaces;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.AI;
 
@@ -15,12 +19,18 @@ internal static class OpenAiEmbeddings
     public const int MaxInputs = 2048;
 
     internal static async Task<Results<Ok<OpenAiEmbeddingList>, ProblemHttpResult>> CreateAsync(
-        OpenAiEmbeddingRequest request, EmbeddingModels models, CancellationToken ct)
+        OpenAiEmbeddingRequest request, CurrentWorkspace workspace, Caller caller, EmbeddingModels models, TokenBudgets budgets,
+        UsageLedger ledger, TimeProvider clock, CancellationToken ct)
     {
         if (Read(request, models, out var inputs) is { } invalid)
         {
             return invalid;
         }
+        // Metered like chat: the workspace's (and the key's) daily token budget is checked first, the call recorded after.
+        var meter = ModelCaller.Of(caller, workspace.Id);
+        await budgets.CheckAsync(meter, ct);
+        var started = clock.GetTimestamp();
+        var at = clock.UtcNow();
         GeneratedEmbeddings<Embedding<float>> embeddings;
         try
         {
@@ -41,6 +51,13 @@ internal static class OpenAiEmbeddings
         var base64 = request.EncodingFormat == "base64";
         var data = embeddings.Select((e, i) => new OpenAiEmbedding("embedding", i, base64 ? Base64(e.Vector) : e.Vector.ToArray())).ToList();
         var tokens = embeddings.Usage?.InputTokenCount ?? inputs.Sum(Estimate);
+        var (kind, principal) = meter.Principal;
+        await ledger.RecordAsync(new UsageRecord
+        {
+            Id = Guid.CreateVersion7(), WorkspaceId = meter.WorkspaceId, At = at, Day = DateOnly.FromDateTime(at), Model = models.Id,
+            PrincipalKind = kind, PrincipalId = principal, PromptTokens = tokens, DurationMs = (long)clock.GetElapsedTime(started).TotalMilliseconds,
+            Estimated = embeddings.Usage?.InputTokenCount is null,
+        });
         return TypedResults.Ok(new OpenAiEmbeddingList("list", data, models.Id, new OpenAiEmbeddingUsage(tokens, tokens)));
     }
 

@@ -46,8 +46,9 @@ public static class OpenAiEndpoints
                 StatusCodes.Status504GatewayTimeout);
         group.MapPost("/embeddings", OpenAiEmbeddings.CreateAsync).WithName("OpenAiCreateEmbedding")
             .WithSummary("Embed one text or a batch of texts with the configured embedding model, in OpenAI's format")
-            .ProducesErrors(StatusCodes.Status400BadRequest, StatusCodes.Status404NotFound, StatusCodes.Status503ServiceUnavailable,
-                StatusCodes.Status504GatewayTimeout);
+            .RequireCurrentWorkspaceRole(Roles.Member)
+            .ProducesErrors(StatusCodes.Status400BadRequest, StatusCodes.Status404NotFound, StatusCodes.Status429TooManyRequests,
+                StatusCodes.Status503ServiceUnavailable, StatusCodes.Status504GatewayTimeout);
         return endpoints;
     }
 

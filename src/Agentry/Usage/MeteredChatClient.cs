@@ -91,13 +91,7 @@ internal sealed class MeteredChatClient(
             completionTokens = usage?.OutputTokenCount ?? TokenEstimate.BytesToTokens(outputBytes);
             estimated = true;
         }
-        var (kind, principal) = caller switch
-        {
-            { UserId: { } user } => (UsagePrincipals.User, (Guid?)user),
-            { KeyId: { } key } => (UsagePrincipals.ApiKey, key),
-            { ServiceAccountId: { } account } => (UsagePrincipals.ServiceAccount, account),
-            _ => ((string?)null, (Guid?)null),
-        };
+        var (kind, principal) = caller.Principal;
         return ledger.RecordAsync(new UsageRecord
         {
             Id = Guid.CreateVersion7(), WorkspaceId = caller.WorkspaceId, At = at, Day = DateOnly.FromDateTime(at), Model = modelId,

@@ -24,7 +24,7 @@ public sealed class OpenAiEmbeddingTests(SqliteFixture fixture) : IClassFixture<
 
     private async Task<JsonElement> EmbedAsync(object input, string? format = null)
     {
-        var response = await fixture.Client.PostAsync("/v1/embeddings", HttpAssertions.Json(new { model = Model, input, encoding_format = format }), Ct);
+        var response = await (await ChatKeyAsync()).PostAsync("/v1/embeddings", HttpAssertions.Json(new { model = Model, input, encoding_format = format }), Ct);
         return await response.ReadAsync<JsonElement>();
     }
 
@@ -58,6 +58,23 @@ public sealed class OpenAiEmbeddingTests(SqliteFixture fixture) : IClassFixture<
         var usage = body.GetProperty("usage");
         Assert.True(usage.GetProperty("prompt_tokens").GetInt32() >= 20, usage.ToString());
         Assert.Equal(usage.GetProperty("prompt_tokens").GetInt32(), usage.GetProperty("total_tokens").GetInt32());
+    }
+
+    [Fact]
+    public async Task A_call_is_recorded_in_the_workspace_s_usage_ledger_under_its_key()
+    {
+        var client = await ChatKeyAsync();
+
+        var body = await (await client.PostAsync("/v1/embeddings", HttpAssertions.Json(new { model = Model, input = new[] { "hello world", "the cat" } }), Ct))
+            .ReadAsync<JsonElement>();
+        var report = await (await client.GetAsync("/api/v1/usage?groupBy=model", Ct)).ReadAsync<JsonElement>();
+
+        var tokens = body.GetProperty("usage").GetProperty("prompt_tokens").GetInt64();
+        var row = Assert.Single(report.GetProperty("items").EnumerateArray());
+        Assert.Equal(Model, row.GetProperty("key").GetString());
+        Assert.Equal(tokens, row.GetProperty("promptTokens").GetInt64());
+        Assert.Equal(0, row.GetProperty("completionTokens").GetInt64());
+        Assert.Equal(1, row.GetProperty("calls").GetInt64());
     }
 
     [Fact]
@@ -103,7 +120,7 @@ public sealed class OpenAiEmbeddingTests(SqliteFixture fixture) : IClassFixture<
     [Fact]
     public async Task Dimensions_equal_to_the_model_s_own_are_accepted()
     {
-        var response = await fixture.Client.PostAsync("/v1/embeddings", HttpAssertions.Json(new { model = Model, input = "x", dimensions = 384 }), Ct);
+        var response = await (await ChatKeyAsync()).PostAsync("/v1/embeddings", HttpAssertions.Json(new { model = Model, input = "x", dimensions = 384 }), Ct);
 
         Assert.Equal(384, Vectors(await response.ReadAsync<JsonElement>())[0].Length);
     }
@@ -121,7 +138,7 @@ public sealed class OpenAiEmbeddingTests(SqliteFixture fixture) : IClassFixture<
     [InlineData("""{"model":"minilm/all-minilm-l6-v2","input":"hi","dimensions":0}""", "dimensions")]
     public async Task A_bad_request_is_400_naming_the_parameter(string body, string param)
     {
-        var response = await fixture.Client.PostAsync("/v1/embeddings", new StringContent(body, Encoding.UTF8, "application/json"), Ct);
+        var response = await (await ChatKeyAsync()).PostAsync("/v1/embeddings", new StringContent(body, Encoding.UTF8, "application/json"), Ct);
 
         var error = await OpenAiApiTests.AssertErrorAsync(response, HttpStatusCode.BadRequest, "invalid_request_error");
         Assert.Equal(param, error.GetProperty("param").GetString());
@@ -130,7 +147,7 @@ public sealed class OpenAiEmbeddingTests(SqliteFixture fixture) : IClassFixture<
     [Fact]
     public async Task More_than_2048_inputs_is_400()
     {
-        var response = await fixture.Client.PostAsync("/v1/embeddings", HttpAssertions.Json(new { model = Model, input = Enumerable.Repeat("a", 2049) }), Ct);
+        var response = await (await ChatKeyAsync()).PostAsync("/v1/embeddings", HttpAssertions.Json(new { model = Model, input = Enumerable.Repeat("a", 2049) }), Ct);
 
         var error = await OpenAiApiTests.AssertErrorAsync(response, HttpStatusCode.BadRequest, "invalid_request_error");
         Assert.Contains("2048", error.GetProperty("message").GetString());
@@ -142,7 +159,7 @@ public sealed class OpenAiEmbeddingTests(SqliteFixture fixture) : IClassFixture<
         var longest = string.Join(' ', Enumerable.Repeat("word", MiniLmEmbeddingGenerator.MaxInputTokens));
         Assert.Single(Vectors(await EmbedAsync(longest)));
 
-        var response = await fixture.Client.PostAsync("/v1/embeddings", HttpAssertions.Json(new { model = Model, input = new[] { "short", longest + " word" } }), Ct);
+        var response = await (await ChatKeyAsync()).PostAsync("/v1/embeddings", HttpAssertions.Json(new { model = Model, input = new[] { "short", longest + " word" } }), Ct);
 
         var error = await OpenAiApiTests.AssertErrorAsync(response, HttpStatusCode.BadRequest, "invalid_request_error");
         Assert.Equal("context_length_exceeded", error.GetProperty("code").GetString());
@@ -152,7 +169,7 @@ public sealed class OpenAiEmbeddingTests(SqliteFixture fixture) : IClassFixture<
     [Fact]
     public async Task An_unknown_model_is_404_model_not_found()
     {
-        var response = await fixture.Client.PostAsync("/v1/embeddings", HttpAssertions.Json(new { model = "minilm/other", input = "hi" }), Ct);
+        var response = await (await ChatKeyAsync()).PostAsync("/v1/embeddings", HttpAssertions.Json(new { model = "minilm/other", input = "hi" }), Ct);
 
         var error = await OpenAiApiTests.AssertErrorAsync(response, HttpStatusCode.NotFound, "invalid_request_error");
         Assert.Equal("model_not_found", error.GetProperty("code").GetString());
