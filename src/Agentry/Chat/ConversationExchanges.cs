@@ -102,7 +102,7 @@ internal sealed class ConversationExchanges(
     /// and WebSocket senders alike); or the problem that refuses it.
     /// </summary>
     public async Task<(ReplyRun? Run, ProblemHttpResult? Problem)> StartAsync(
-        Guid workspaceId, Guid conversationId, string? content, string field, Caller caller, CancellationToken ct)
+        Guid workspaceId, Guid conversationId, string? content, string field, Caller caller, CancellationToken ct, bool retry = true)
     {
         if (string.IsNullOrWhiteSpace(content))
         {
@@ -128,29 +128,45 @@ internal sealed class ConversationExchanges(
             return (null, Problem.Validation(field,
                 $"The message and system prompt are about {needed} tokens; model {model.Model.Id} takes at most {history.Budget(model.Model)} with room for its reply."));
         }
-        await using var pending = await store.BeginAsync(db, conversation, content, model.Model.Id, caller.Actor, ct);
-        if (pending is null)
+        if (conversation.ActiveReplyId is not null)
         {
             return (null, Problem.Conflict("reply_in_progress", $"Conversation {conversationId} is generating a reply; wait for it or cancel it."));
         }
-        var exchange = pending.Exchange;
-        var messages = await history.BuildAsync(db, exchange.Conversation, exchange.Reply, model.Model, counter, ct);
-        // The model reads the prompt while the exchange commits (an fsync on most disks): the first token comes that much
-        // sooner, and nothing of the reply is shown or written before the commit.
+        // Optimistically, the conversation is still as read: the model starts on the prompt at once, while the exchange is
+        // written and committed (an fsync on most disks); nothing of the reply is shown or written before the commit.
+        var exchange = store.Prepare(conversation, content, model.Model.Id, caller.Actor);
+        var messages = await history.BuildAsync(db, conversation, exchange.Message.Position, content, model.Model, counter, ct);
         var committed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var run = replies.Start(exchange, model, messages, committed.Task);
         try
         {
-            await pending.CommitAsync(ct);
-            committed.SetResult();
+            await using var pending = await store.BeginAsync(db, exchange, ct);
+            if (pending is not null)
+            {
+                await pending.CommitAsync(ct);
+                replies.Register(run);
+                committed.SetResult();
+                return (run, null);
+            }
+            committed.SetException(new InvalidOperationException("The conversation changed before the exchange was stored."));
         }
         catch (Exception ex)
         {
-            committed.SetException(ex);
-            replies.Cancel(conversationId);
+            committed.TrySetException(ex);
+            replies.Cancel(run);
             throw;
         }
-        return (run, null);
+        replies.Cancel(run);
+        // Another exchange came first: if it is still generating, that is the caller's conflict; if it already ended, the
+        // message goes after it (read afresh).
+        var now = await db.Conversations.AsNoTracking().FirstOrDefaultAsync(c => c.Id == conversationId && c.WorkspaceId == workspaceId, ct);
+        return now switch
+        {
+            null => (null, ConversationEndpoints.NotFound(conversationId)),
+            { ActiveReplyId: not null } => (null, Problem.Conflict("reply_in_progress", $"Conversation {conversationId} is generating a reply; wait for it or cancel it.")),
+            _ when retry => await StartAsync(workspaceId, conversationId, content, field, caller, ct, retry: false),
+            _ => (null, Problem.Conflict("conversation_busy", $"Conversation {conversationId} is changing too fast to add a message; try again.")),
+        };
     }
 
     private static async IAsyncEnumerable<SseItem<ConversationEventResponse>> Items(

@@ -53,11 +53,15 @@ internal sealed class ConversationHistory(IEnumerable<IModelProvider> providers,
     public static int Cost(TokenCount counter, string text) => counter.Count(text) + MessageOverhead;
 
     /// <summary>
-    /// The messages to send for <paramref name="reply"/>: the system prompt and the newest earlier messages that fit
+    /// The messages to send for a new message: the system prompt and the newest earlier messages that fit
     /// (user messages, and replies with text that completed or were cancelled; failed replies are left out).
     /// </summary>
+    /// <remarks>
+    /// <paramref name="message"/> is the user's new message, not stored yet: it is the newest and always kept (the caller
+    /// has checked that it fits); the stored messages before position <paramref name="before"/> fill what is left.
+    /// </remarks>
     public async Task<List<ChatMessage>> BuildAsync(
-        AppDbContext db, Conversation conversation, ConversationMessage reply, ModelResponse model, TokenCount counter, CancellationToken ct)
+        AppDbContext db, Conversation conversation, int before, string message, ModelResponse model, TokenCount counter, CancellationToken ct)
     {
         var budget = Budget(model);
         var system = conversation.SystemPrompt is { Length: > 0 } prompt ? new ChatMessage(ChatRole.System, prompt) : null;
@@ -65,8 +69,8 @@ internal sealed class ConversationHistory(IEnumerable<IModelProvider> providers,
         {
             budget -= Cost(counter, system.Text);
         }
-        var kept = new List<ChatMessage>();
-        var before = reply.Position;
+        var kept = new List<ChatMessage> { new(ChatRole.User, message) };
+        budget -= Cost(counter, message);
         while (true)
         {
             var page = await db.ConversationMessages.AsNoTracking()

@@ -48,7 +48,7 @@ internal sealed class ConversationReplies(
     /// <summary>
     /// Starts generating the exchange's reply to <paramref name="prompt"/> with <paramref name="model"/>, possibly before
     /// the exchange is committed (<paramref name="committed"/>): the model reads the prompt meanwhile, and the reply's
-    /// events reach the log only after the commit. A caller whose commit fails cancels the run.
+    /// events reach the log only after the commit. The caller registers the run once committed, or cancels it.
     /// </summary>
     public ReplyRun Start(Exchange exchange, ChatModel model, List<ChatMessage> prompt, Task committed)
     {
@@ -58,7 +58,6 @@ internal sealed class ConversationReplies(
             run.Feed.Add(e.ToResponse());
         }
         var conversationId = exchange.Conversation.Id;
-        // Registered before it starts, so that a cancel arriving at once finds it.
         var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var task = Task.Run(async () =>
         {
@@ -74,10 +73,28 @@ internal sealed class ConversationReplies(
                 run.Cancel.Dispose();
             }
         });
-        _running[conversationId] = run;
         _tasks[run] = task;
         started.SetResult();
         return run;
+    }
+
+    /// <summary>
+    /// The run's exchange is stored: from now on a cancel for its conversation finds it. Called before the commit is
+    /// announced to the run, so that it is registered before it can end (and be unregistered).
+    /// </summary>
+    public void Register(ReplyRun run) => _running[run.Exchange.Conversation.Id] = run;
+
+    /// <summary>Stops <paramref name="run"/>, whose exchange was not stored.</summary>
+    public void Cancel(ReplyRun run)
+    {
+        try
+        {
+            run.Cancel.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // it ended meanwhile
+        }
     }
 
     /// <summary>Stops the conversation's reply if this node generates it; false when it does not.</summary>

@@ -39,59 +39,66 @@ internal sealed class PendingExchange(AppDbContext db, IDbContextTransaction tra
 internal sealed class ConversationStore(IServiceScopeFactory scopes, TimeProvider clock, IOptions<ConversationOptions> options)
 {
     /// <summary>
-    /// Writes the user message and a generating reply in a transaction left open for the caller to commit, or null (and
-    /// nothing written) when the conversation is already generating a reply.
+    /// The exchange a new message makes, as it will be stored if <paramref name="conversation"/> (as read) is still as it
+    /// was: the user message, a generating reply and their two events, numbered after its last event.
     /// </summary>
-    public async Task<PendingExchange?> BeginAsync(AppDbContext db, Conversation conversation, string content, string model, Guid? actor, CancellationToken ct)
+    public Exchange Prepare(Conversation conversation, string content, string model, Guid? actor)
     {
         var now = clock.UtcNow();
-        var replyId = Guid.CreateVersion7();
+        var (replyId, seq, count) = (Guid.CreateVersion7(), conversation.LastEventSeq + 2, conversation.MessageCount + 2);
+        var current = new Conversation
+        {
+            Id = conversation.Id, WorkspaceId = conversation.WorkspaceId, Title = conversation.Title, Model = conversation.Model,
+            AgentId = conversation.AgentId, SystemPrompt = conversation.SystemPrompt, LastEventSeq = seq, MessageCount = count,
+            ActiveReplyId = replyId, CreatedAt = conversation.CreatedAt, UpdatedAt = now, CreatedBy = conversation.CreatedBy,
+        };
+        var message = new ConversationMessage
+        {
+            Id = Guid.CreateVersion7(), ConversationId = current.Id, Position = count - 1, Role = MessageRoles.User,
+            Content = content, Status = MessageStatuses.Complete, CreatedBy = actor, CreatedAt = now, CompletedAt = now,
+        };
+        var reply = new ConversationMessage
+        {
+            Id = replyId, ConversationId = current.Id, Position = count, Role = MessageRoles.Assistant,
+            Status = MessageStatuses.Generating, Model = model, StartSeq = seq, LeaseUntil = now + options.Value.ReplyLease,
+            CreatedBy = actor, CreatedAt = now,
+        };
+        ConversationEvent[] events =
+        [
+            ConversationContracts.Event(current.Id, seq - 1, ConversationEventTypes.Message, now, new MessageEventData(message.Id, message.Role, message.Content)),
+            ConversationContracts.Event(current.Id, seq, ConversationEventTypes.ReplyStarted, now, new ReplyStartedData(reply.Id, model)),
+        ];
+        return new Exchange(current, message, reply, events);
+    }
+
+    /// <summary>
+    /// Writes a prepared exchange in a transaction left open for the caller to commit; or null, with nothing written,
+    /// when the conversation is no longer as it was read (a reply is generating, or another exchange came first).
+    /// </summary>
+    public async Task<PendingExchange?> BeginAsync(AppDbContext db, Exchange exchange, CancellationToken ct)
+    {
+        var (current, expectedSeq) = (exchange.Conversation, exchange.Conversation.LastEventSeq - 2);
         var tx = await db.Database.BeginTransactionAsync(ct);
         try
         {
-            return await WriteAsync(db, tx, conversation, content, model, actor, replyId, now, ct);
+            var claimed = await db.Conversations.Where(c => c.Id == current.Id && c.ActiveReplyId == null && c.LastEventSeq == expectedSeq)
+                .ExecuteUpdateAsync(s => s.SetProperty(c => c.ActiveReplyId, current.ActiveReplyId).SetProperty(c => c.LastEventSeq, current.LastEventSeq)
+                    .SetProperty(c => c.MessageCount, current.MessageCount).SetProperty(c => c.UpdatedAt, current.UpdatedAt), ct);
+            if (claimed == 0)
+            {
+                await tx.DisposeAsync();
+                return null;
+            }
+            db.ConversationMessages.AddRange(exchange.Message, exchange.Reply);
+            db.ConversationEvents.AddRange(exchange.Events);
+            await db.SaveChangesAsync(ct);
+            return new PendingExchange(db, tx, exchange);
         }
         catch
         {
             await tx.DisposeAsync();
             throw;
         }
-    }
-
-    private async Task<PendingExchange?> WriteAsync(
-        AppDbContext db, IDbContextTransaction tx, Conversation conversation, string content, string model, Guid? actor, Guid replyId, DateTime now,
-        CancellationToken ct)
-    {
-        var claimed = await db.Conversations.Where(c => c.Id == conversation.Id && c.ActiveReplyId == null)
-            .ExecuteUpdateAsync(s => s.SetProperty(c => c.ActiveReplyId, replyId).SetProperty(c => c.LastEventSeq, c => c.LastEventSeq + 2)
-                .SetProperty(c => c.MessageCount, c => c.MessageCount + 2).SetProperty(c => c.UpdatedAt, now), ct);
-        if (claimed == 0)
-        {
-            await tx.DisposeAsync();
-            return null;
-        }
-        var current = await db.Conversations.AsNoTracking().FirstAsync(c => c.Id == conversation.Id, ct);
-        var message = new ConversationMessage
-        {
-            Id = Guid.CreateVersion7(), ConversationId = current.Id, Position = current.MessageCount - 1, Role = MessageRoles.User,
-            Content = content, Status = MessageStatuses.Complete, CreatedBy = actor, CreatedAt = now, CompletedAt = now,
-        };
-        var reply = new ConversationMessage
-        {
-            Id = replyId, ConversationId = current.Id, Position = current.MessageCount, Role = MessageRoles.Assistant,
-            Status = MessageStatuses.Generating, Model = model, StartSeq = current.LastEventSeq, LeaseUntil = now + options.Value.ReplyLease,
-            CreatedBy = actor, CreatedAt = now,
-        };
-        ConversationEvent[] events =
-        [
-            ConversationContracts.Event(current.Id, current.LastEventSeq - 1, ConversationEventTypes.Message, now,
-                new MessageEventData(message.Id, message.Role, message.Content)),
-            ConversationContracts.Event(current.Id, current.LastEventSeq, ConversationEventTypes.ReplyStarted, now, new ReplyStartedData(reply.Id, model)),
-        ];
-        db.ConversationMessages.AddRange(message, reply);
-        db.ConversationEvents.AddRange(events);
-        await db.SaveChangesAsync(ct);
-        return new PendingExchange(db, tx, new Exchange(current, message, reply, events));
     }
 
     /// <summary>
