@@ -11,6 +11,12 @@ namespace Agentry.Chat;
 internal sealed record Exchange(Conversation Conversation, ConversationMessage Message, ConversationMessage Reply, IReadOnlyList<ConversationEvent> Events)
 {
     public long StartedSeq => Events[^1].Seq;
+
+    /// <summary>
+    /// The message and reply rows as first written: copies taken before generation starts, because the run changes
+    /// <see cref="Reply"/> as it goes and may do so before the rows are inserted.
+    /// </summary>
+    public IReadOnlyList<ConversationMessage> Rows { get; init; } = [];
 }
 
 /// <summary>
@@ -68,8 +74,16 @@ internal sealed class ConversationStore(IServiceScopeFactory scopes, TimeProvide
             ConversationContracts.Event(current.Id, seq - 1, ConversationEventTypes.Message, now, new MessageEventData(message.Id, message.Role, message.Content)),
             ConversationContracts.Event(current.Id, seq, ConversationEventTypes.ReplyStarted, now, new ReplyStartedData(reply.Id, model)),
         ];
-        return new Exchange(current, message, reply, events);
+        return new Exchange(current, message, reply, events) { Rows = [Copy(message), Copy(reply)] };
     }
+
+    private static ConversationMessage Copy(ConversationMessage m) => new()
+    {
+        Id = m.Id, ConversationId = m.ConversationId, Position = m.Position, Role = m.Role, Content = m.Content, Status = m.Status,
+        FinishReason = m.FinishReason, Error = m.Error, Model = m.Model, InputTokens = m.InputTokens, OutputTokens = m.OutputTokens,
+        LeaseUntil = m.LeaseUntil, CancelRequested = m.CancelRequested, StartSeq = m.StartSeq, CreatedBy = m.CreatedBy,
+        CreatedAt = m.CreatedAt, CompletedAt = m.CompletedAt,
+    };
 
     /// <summary>
     /// Writes a prepared exchange in a transaction left open for the caller to commit; or null, with nothing written,
@@ -89,7 +103,7 @@ internal sealed class ConversationStore(IServiceScopeFactory scopes, TimeProvide
                 await tx.DisposeAsync();
                 return null;
             }
-            db.ConversationMessages.AddRange(exchange.Message, exchange.Reply);
+            db.ConversationMessages.AddRange(exchange.Rows);
             db.ConversationEvents.AddRange(exchange.Events);
             await db.SaveChangesAsync(ct);
             return new PendingExchange(db, tx, exchange);
