@@ -107,7 +107,7 @@ public sealed class ProviderResilienceTests : IAsyncLifetime
             await release.Task.WaitAsync(context.RequestAborted);
             await OpenAiProtocolTests.CompleteAsync(context);
         });
-        var model = await ResolveAsync([slow.BaseUri], generationTimeout: "00:00:00.300");
+        var model = await ResolveAsync([slow.BaseUri], generationTimeout: "00:00:01");
 
         for (var i = 0; i < 3; i++)
         {
