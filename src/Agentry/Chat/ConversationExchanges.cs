@@ -130,7 +130,7 @@ internal sealed class ConversationExchanges(
         }
         if (conversation.ActiveReplyId is not null)
         {
-            return (null, Problem.Conflict("reply_in_progress", $"Conversation {conversationId} is generating a reply; wait for it or cancel it."));
+            return (null, ReplyInProgress(conversationId));
         }
         // Optimistically, the conversation is still as read: the model starts on the prompt at once, while the exchange is
         // written and committed (an fsync on most disks); nothing of the reply is shown or written before the commit.
@@ -163,7 +163,7 @@ internal sealed class ConversationExchanges(
         return now switch
         {
             null => (null, ConversationEndpoints.NotFound(conversationId)),
-            { ActiveReplyId: not null } => (null, Problem.Conflict("reply_in_progress", $"Conversation {conversationId} is generating a reply; wait for it or cancel it.")),
+            { ActiveReplyId: not null } => (null, ReplyInProgress(conversationId)),
             _ when retry => await StartAsync(workspaceId, conversationId, content, field, caller, ct, retry: false),
             _ => (null, Problem.Conflict("conversation_busy", $"Conversation {conversationId} is changing too fast to add a message; try again.")),
         };
@@ -183,6 +183,9 @@ internal sealed class ConversationExchanges(
         http.Response.Headers.RetryAfter = RetryAfterSeconds;
         return Problem.Unavailable(run.Completion.Task.Result.Error ?? "The model server is unavailable.");
     }
+
+    private static ProblemHttpResult ReplyInProgress(Guid conversationId) =>
+        Problem.Conflict("reply_in_progress", $"Conversation {conversationId} is generating a reply; wait for it or cancel it.");
 
     private static ProblemHttpResult UnknownModel(string model) =>
         Problem.Unprocessable("unknown_model", $"No configured provider offers model '{model}'; GET /api/v1/models lists those that do.");
