@@ -135,7 +135,7 @@ internal sealed class LlmTaskHandler(
         IReadOnlyList<AIFunction> found;
         try
         {
-            found = await tools.FindAsync(run.WorkspaceId, names, ct);
+            found = await tools.FindAsync(new ToolCaller(run.WorkspaceId, null, null, run.AgentId, run.TaskId, ToolCaller.ViaAgent), names, ct);
         }
         catch (DependencyUnavailableException ex)
         {

@@ -10,10 +10,11 @@ namespace Agentry.Tools;
 public interface IAgentTools
 {
     /// <summary>
-    /// The tools of <paramref name="workspaceId"/> with these names (names it does not know are left out). Throw
-    /// <see cref="Hosting.DependencyUnavailableException"/> when the tools' server cannot be reached, so the task is retried.
+    /// The tools of the caller's workspace with these names (names it does not know are left out), whose calls are made
+    /// and audited as <paramref name="caller"/>'s. Throw <see cref="Hosting.DependencyUnavailableException"/> when the
+    /// tools' server cannot be reached, so the task is retried.
     /// </summary>
-    ValueTask<IReadOnlyList<AIFunction>> FindAsync(Guid workspaceId, IReadOnlyList<string> names, CancellationToken ct);
+    ValueTask<IReadOnlyList<AIFunction>> FindAsync(ToolCaller caller, IReadOnlyList<string> names, CancellationToken ct);
 }
 
 /// <summary>
@@ -22,6 +23,6 @@ public interface IAgentTools
 /// </summary>
 internal sealed class EmptyAgentTools : IAgentTools
 {
-    public ValueTask<IReadOnlyList<AIFunction>> FindAsync(Guid workspaceId, IReadOnlyList<string> names, CancellationToken ct) =>
+    public ValueTask<IReadOnlyList<AIFunction>> FindAsync(ToolCaller caller, IReadOnlyList<string> names, CancellationToken ct) =>
         ValueTask.FromResult<IReadOnlyList<AIFunction>>([]);
 }

@@ -72,7 +72,7 @@ public sealed class TestAgentTools : IAgentTools
         "get_weather",
         "The weather now in a city.");
 
-    public ValueTask<IReadOnlyList<AIFunction>> FindAsync(Guid workspaceId, IReadOnlyList<string> names, CancellationToken ct) =>
+    public ValueTask<IReadOnlyList<AIFunction>> FindAsync(ToolCaller caller, IReadOnlyList<string> names, CancellationToken ct) =>
         ValueTask.FromResult<IReadOnlyList<AIFunction>>(names.Contains("get_weather") ? [Weather] : []);
 }
 
