@@ -27,9 +27,12 @@ public sealed class ConversationOptions
     [Range(typeof(TimeSpan), "00:00:00.005", "00:00:05", ErrorMessage = "Agentry:Chat:FlushInterval must be between 00:00:00.005 and 00:00:05.")]
     public TimeSpan FlushInterval { get; set; } = TimeSpan.FromMilliseconds(50);
 
-    /// <summary>…and at once when this many deltas wait.</summary>
+    /// <summary>
+    /// …and at once when this many deltas wait. A bound on a batch, not a rhythm: each batch is a transaction (an fsync),
+    /// and a local model at thousands of tokens a second would otherwise commit many times per interval.
+    /// </summary>
     [Range(1, 10_000, ErrorMessage = "Agentry:Chat:FlushTokens must be between 1 and 10000.")]
-    public int FlushTokens { get; set; } = 32;
+    public int FlushTokens { get; set; } = 256;
 
     /// <summary>
     /// How long a generating reply is held by its node without renewal; the node renews it as it writes. A reply whose

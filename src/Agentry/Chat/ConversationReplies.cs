@@ -128,7 +128,7 @@ internal sealed class ConversationReplies(
         try
         {
             var chatOptions = new ChatOptions { MaxOutputTokens = history.ReplyTokens(model.Model) };
-            await foreach (var update in model.Client.GetStreamingResponseAsync(prompt, chatOptions, generation.Token))
+            await foreach (var update in model.Client.GetStreamingResponseAsync(prompt, chatOptions, generation.Token).ReadAheadAsync(ct: generation.Token))
             {
                 finish = update.FinishReason ?? finish;
                 usage = update.Contents.OfType<UsageContent>().LastOrDefault()?.Details ?? usage;

@@ -90,7 +90,7 @@ public static class OpenAiEndpoints
             }
         }
         // The first update is awaited here, so that a model that cannot answer is an error status, not a broken stream.
-        var stream = model.Client.GetStreamingResponseAsync(messages, options, ct).GetAsyncEnumerator(ct);
+        var stream = model.Client.GetStreamingResponseAsync(messages, options, ct).ReadAheadAsync(ct: ct).GetAsyncEnumerator(ct);
         bool hasFirst;
         try
         {
