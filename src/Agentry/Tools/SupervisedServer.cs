@@ -81,7 +81,10 @@ internal sealed class SupervisedServer : IAsyncDisposable
     }
 
     /// <summary>The live session, starting it when there is none; <see cref="DependencyUnavailableException"/> when it cannot be had.</summary>
-    public async Task<McpClient> ConnectAsync(CancellationToken ct)
+    public Task<McpClient> ConnectAsync(CancellationToken ct) => ConnectAsync(scheduled: false, ct);
+
+    /// <summary>A <paramref name="scheduled"/> restart comes when its back-off is over, so it does not check the wait (a timer may fire a little early).</summary>
+    private async Task<McpClient> ConnectAsync(bool scheduled, CancellationToken ct)
     {
         Task<McpClient> starting;
         lock (_gate)
@@ -93,7 +96,7 @@ internal sealed class SupervisedServer : IAsyncDisposable
             }
             if (_starting is null)
             {
-                if (_retryAt > _runtime.Clock.GetUtcNow())
+                if (!scheduled && _retryAt > _runtime.Clock.GetUtcNow())
                 {
                     throw new DependencyUnavailableException($"MCP server '{Name}' is waiting to restart after a failure: {_lastError}");
                 }
@@ -248,7 +251,7 @@ internal sealed class SupervisedServer : IAsyncDisposable
             {
                 _restarts++;
             }
-            await ConnectAsync(_life.Token);
+            await ConnectAsync(scheduled: true, _life.Token);
         }
         catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException or DependencyUnavailableException)
         {

@@ -17,6 +17,9 @@ public static class McpTestServers
     /// <summary><c>@modelcontextprotocol/server-filesystem</c>'s entry point: <c>node {this} DIR...</c>.</summary>
     public static string Filesystem => Entry("server-filesystem");
 
+    /// <summary>The official TypeScript SDK the servers depend on, for a test's own server.</summary>
+    public static string Sdk => Path.Combine(Require("AGENTRY_TEST_MCP_SERVERS"), "sdk");
+
     private static string Entry(string package)
     {
         var path = Path.Combine(Require("AGENTRY_TEST_MCP_SERVERS"), package, "dist", "index.js");

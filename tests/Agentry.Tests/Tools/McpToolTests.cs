@@ -270,4 +270,75 @@ public sealed class McpToolTests(McpFixture fixture) : IClassFixture<McpFixture>
         await call.AssertProblemAsync(HttpStatusCode.ServiceUnavailable, "service_unavailable");
         Assert.NotNull(call.Headers.RetryAfter);
     }
+
+    [Fact]
+    public async Task The_catalog_follows_a_server_that_says_its_tool_list_changed()
+    {
+        var directory = TempFiles.Directory();
+        var script = Path.Combine(directory, "list-changing.mjs");
+        await File.WriteAllTextAsync(script, ListChangingServer);
+        var (_, client) = await WorkspaceAsync(_app);
+        await CreateAsync(client, new { name = "growing", transport = "stdio", command = McpTestServers.Node, args = new[] { script, McpTestServers.Sdk } });
+
+        async Task<string[]> NamesAsync() => [.. (await (await client.GetAsync("/api/v1/tools?server=growing")).ReadAsync<JsonElement>())
+            .GetProperty("items").EnumerateArray().Select(t => t.GetProperty("name").GetString()!)];
+        Assert.Equal(["add-tool"], await NamesAsync());
+
+        Assert.Equal("extra-1", await TextAsync(client, "growing", "add-tool", new { }));
+        Assert.True(await HttpAssertions.EventuallyAsync(async () => (await NamesAsync()).Contains("extra-1"), TimeSpan.FromSeconds(10)));
+        Assert.Equal("extra-1 answers", await TextAsync(client, "growing", "extra-1", new { }));
+    }
+
+    [Fact]
+    public async Task Tools_a_server_holds_for_approval_are_marked_in_the_catalog()
+    {
+        var (_, client) = await WorkspaceAsync(_app);
+        var server = await CreateAsync(client, Everything("careful"));
+        (await client.PatchAsync($"{Servers}/{server.GetProperty("id").GetGuid()}", HttpAssertions.Json(new { approvalTools = new[] { "echo" } }))).EnsureSuccessStatusCode();
+
+        var tools = (await (await client.GetAsync("/api/v1/tools?server=careful")).ReadAsync<JsonElement>()).GetProperty("items").EnumerateArray()
+            .ToDictionary(t => t.GetProperty("name").GetString()!, t => t.GetProperty("requiresApproval").GetBoolean());
+        Assert.True(tools["echo"]);
+        Assert.False(tools["get-sum"]);
+
+        (await client.PatchAsync($"{Servers}/{server.GetProperty("id").GetGuid()}", HttpAssertions.Json(new { requireApproval = true }))).EnsureSuccessStatusCode();
+        var all = (await (await client.GetAsync("/api/v1/tools?server=careful")).ReadAsync<JsonElement>()).GetProperty("items").EnumerateArray();
+        Assert.All(all, t => Assert.True(t.GetProperty("requiresApproval").GetBoolean()));
+    }
+
+    [Fact]
+    public async Task Stopping_the_host_stops_the_server_processes()
+    {
+        var marker = $"MARKER_{Guid.NewGuid():N}";
+        var app = AgentryApp.Sqlite();
+        try
+        {
+            var client = await app.AdminClientAsync();
+            var workspace = await app.CreateWorkspaceAsync();
+            client.DefaultRequestHeaders.Add("Agentry-Workspace", workspace.ToString());
+            await CreateAsync(client, Everything("stopping", new() { ["MARK"] = marker }));
+            Assert.Equal("Echo: up", await TextAsync(client, "stopping", "echo", new { message = "up" }));
+            Assert.Single(McpTestServers.ChildrenWith(McpTestServers.Everything, marker));
+        }
+        finally
+        {
+            await app.DisposeAsync();
+        }
+        Assert.True(await HttpAssertions.EventuallyAsync(() => Task.FromResult(McpTestServers.ChildrenWith(McpTestServers.Everything, marker).Count == 0), TimeSpan.FromSeconds(5)));
+    }
+
+    /// <summary>A real MCP server on the official TypeScript SDK whose <c>add-tool</c> registers a new tool (the SDK then sends <c>notifications/tools/list_changed</c>).</summary>
+    private const string ListChangingServer = """
+        const sdk = process.argv[2];
+        const { McpServer } = await import(`${sdk}/dist/esm/server/mcp.js`);
+        const { StdioServerTransport } = await import(`${sdk}/dist/esm/server/stdio.js`);
+        const server = new McpServer({ name: "list-changing", version: "1.0.0" });
+        let added = 0;
+        server.registerTool("add-tool", { description: "Adds a tool named extra-N" }, async () => {
+          const name = `extra-${++added}`;
+          server.registerTool(name, { description: "An added tool" }, async () => ({ content: [{ type: "text", text: `${name} answers` }] }));
+          return { content: [{ type: "text", text: name }] };
+        });
+        await server.connect(new StdioServerTransport());
+        """;
 }
