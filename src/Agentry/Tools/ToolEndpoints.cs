@@ -53,7 +53,7 @@ public static class ToolEndpoints
                 return Problem.NotFound($"The workspace has no enabled MCP server '{server}' with a tool '{tool}'.");
             }
             var result = await catalog.CallAsync(found, request?.Arguments ?? default, new ToolCaller(
-                workspace.Id, caller.UserId == Guid.Empty ? null : caller.UserId, caller.KeyId, null, null, ToolCaller.ViaApi), ct);
+                workspace.Id, caller.UserId == Guid.Empty ? null : caller.UserId, caller.KeyId ?? caller.ServiceAccountId, null, null, ToolCaller.ViaApi), ct);
             return TypedResults.Ok(new ToolCallResponse(
                 JsonSerializer.SerializeToElement(result.Content, McpJsonUtilities.DefaultOptions),
                 result.StructuredContent is { } structured ? JsonSerializer.SerializeToElement(structured, McpJsonUtilities.DefaultOptions) : null,

@@ -1,8 +1,6 @@
-using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
 using Agentry.Data;
-using Agentry.Identity;
 using Agentry.Tests.Infrastructure;
 using Agentry.Tools;
 using Microsoft.EntityFrameworkCore;
@@ -63,47 +61,6 @@ public sealed class McpToolTests(McpFixture fixture) : IClassFixture<McpFixture>
 
         await (await CallAsync(client, "everything", "no-such-tool", new { })).AssertProblemAsync(HttpStatusCode.NotFound, "not_found");
         await (await CallAsync(client, "nowhere", "echo", new { message = "x" })).AssertProblemAsync(HttpStatusCode.NotFound, "not_found");
-    }
-
-    [Fact]
-    public async Task A_crashed_server_is_restarted_and_the_next_call_works()
-    {
-        var (_, client) = await WorkspaceAsync(_app);
-        var marker = $"MARKER_{Guid.NewGuid():N}";
-        var server = await CreateAsync(client, Everything("crashy", new() { ["CRASH_MARKER"] = marker }));
-        Assert.Equal("Echo: before", await TextAsync(client, "crashy", "echo", new { message = "before" }));
-
-        var pid = Assert.Single(McpTestServers.ChildrenWith(McpTestServers.Everything, marker));
-        using (var child = Process.GetProcessById(pid))
-        {
-            child.Kill();
-            await child.WaitForExitAsync();
-        }
-
-        var id = server.GetProperty("id").GetGuid();
-        Assert.True(await HttpAssertions.EventuallyAsync(async () =>
-        {
-            var status = await StatusAsync(client, id);
-            return status.GetProperty("state").GetString() == "running" && status.GetProperty("restartCount").GetInt32() >= 1;
-        }, TimeSpan.FromSeconds(20)), (await StatusAsync(client, id)).ToString());
-        Assert.Equal("Echo: after", await TextAsync(client, "crashy", "echo", new { message = "after" }));
-        var restarted = Assert.Single(McpTestServers.ChildrenWith(McpTestServers.Everything, marker));
-        Assert.NotEqual(pid, restarted);
-    }
-
-    [Fact]
-    public async Task A_call_longer_than_the_timeout_is_a_504_and_the_server_stays_usable()
-    {
-        var (_, client) = await WorkspaceAsync(_app);
-        await CreateAsync(client, Everything("slow", callTimeoutSeconds: 1));
-        Assert.Equal("Echo: warm", await TextAsync(client, "slow", "echo", new { message = "warm" }));
-
-        var watch = Stopwatch.StartNew();
-        var response = await CallAsync(client, "slow", "trigger-long-running-operation", new { duration = 10, steps = 5 });
-        await response.AssertProblemAsync(HttpStatusCode.GatewayTimeout, "tool_timeout");
-        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"took {watch.Elapsed}");
-
-        Assert.Equal("Echo: still here", await TextAsync(client, "slow", "echo", new { message = "still here" }));
     }
 
     [Fact]
@@ -198,37 +155,6 @@ public sealed class McpToolTests(McpFixture fixture) : IClassFixture<McpFixture>
     }
 
     [Fact]
-    public async Task A_change_restarts_the_session_with_the_new_configuration_and_a_delete_stops_the_process()
-    {
-        var (_, client) = await WorkspaceAsync(_app);
-        var marker = $"MARKER_{Guid.NewGuid():N}";
-        var server = await CreateAsync(client, Everything("changing", new() { ["MARK"] = marker, ["COLOUR"] = "red" }));
-        var id = server.GetProperty("id").GetGuid();
-        Assert.Equal("red", JsonDocument.Parse(await TextAsync(client, "changing", "get-env", new { })).RootElement.GetProperty("COLOUR").GetString());
-
-        var patched = await client.PatchAsync($"{Servers}/{id}", HttpAssertions.Json(new { environment = new Dictionary<string, string> { ["MARK"] = marker, ["COLOUR"] = "blue" } }));
-        Assert.Equal(HttpStatusCode.OK, patched.StatusCode);
-        Assert.Equal("blue", JsonDocument.Parse(await TextAsync(client, "changing", "get-env", new { })).RootElement.GetProperty("COLOUR").GetString());
-        Assert.Single(McpTestServers.ChildrenWith(McpTestServers.Everything, marker));
-
-        Assert.Equal(HttpStatusCode.NoContent, (await client.DeleteAsync($"{Servers}/{id}")).StatusCode);
-        Assert.Empty(McpTestServers.ChildrenWith(McpTestServers.Everything, marker));
-        await (await CallAsync(client, "changing", "echo", new { message = "gone" })).AssertProblemAsync(HttpStatusCode.NotFound, "not_found");
-    }
-
-    [Fact]
-    public async Task Concurrent_first_calls_start_one_process()
-    {
-        var (_, client) = await WorkspaceAsync(_app);
-        var marker = $"MARKER_{Guid.NewGuid():N}";
-        await CreateAsync(client, Everything("together", new() { ["MARK"] = marker }));
-
-        var answers = await Task.WhenAll(Enumerable.Range(0, 6).Select(i => TextAsync(client, "together", "echo", new { message = $"n{i}" })));
-        Assert.Equal(Enumerable.Range(0, 6).Select(i => $"Echo: n{i}"), answers);
-        Assert.Single(McpTestServers.ChildrenWith(McpTestServers.Everything, marker));
-    }
-
-    [Fact]
     public async Task Agent_tools_are_functions_with_the_real_schema_that_call_the_server_through_the_catalog()
     {
         var (workspace, client) = await WorkspaceAsync(_app);
@@ -252,44 +178,6 @@ public sealed class McpToolTests(McpFixture fixture) : IClassFixture<McpFixture>
     }
 
     [Fact]
-    public async Task A_server_that_cannot_start_contributes_no_tools_shows_why_and_calls_are_a_503()
-    {
-        var (_, client) = await WorkspaceAsync(_app);
-        var server = await CreateAsync(client, new { name = "broken", transport = "stdio", command = "/nonexistent/mcp-server" });
-        await CreateAsync(client, Everything("working"));
-
-        var tools = (await (await client.GetAsync("/api/v1/tools")).ReadAsync<JsonElement>()).GetProperty("items").EnumerateArray().ToList();
-        Assert.NotEmpty(tools);
-        Assert.All(tools, t => Assert.Equal("working", t.GetProperty("server").GetString()));
-
-        var status = await StatusAsync(client, server.GetProperty("id").GetGuid());
-        Assert.Contains(status.GetProperty("state").GetString(), new[] { "backoff", "starting", "failed" });
-        Assert.False(string.IsNullOrEmpty(status.GetProperty("lastError").GetString()), status.ToString());
-
-        var call = await CallAsync(client, "broken", "echo", new { message = "x" });
-        await call.AssertProblemAsync(HttpStatusCode.ServiceUnavailable, "service_unavailable");
-        Assert.NotNull(call.Headers.RetryAfter);
-    }
-
-    [Fact]
-    public async Task The_catalog_follows_a_server_that_says_its_tool_list_changed()
-    {
-        var directory = TempFiles.Directory();
-        var script = Path.Combine(directory, "list-changing.mjs");
-        await File.WriteAllTextAsync(script, ListChangingServer);
-        var (_, client) = await WorkspaceAsync(_app);
-        await CreateAsync(client, new { name = "growing", transport = "stdio", command = McpTestServers.Node, args = new[] { script, McpTestServers.Sdk } });
-
-        async Task<string[]> NamesAsync() => [.. (await (await client.GetAsync("/api/v1/tools?server=growing")).ReadAsync<JsonElement>())
-            .GetProperty("items").EnumerateArray().Select(t => t.GetProperty("name").GetString()!)];
-        Assert.Equal(["add-tool"], await NamesAsync());
-
-        Assert.Equal("extra-1", await TextAsync(client, "growing", "add-tool", new { }));
-        Assert.True(await HttpAssertions.EventuallyAsync(async () => (await NamesAsync()).Contains("extra-1"), TimeSpan.FromSeconds(10)));
-        Assert.Equal("extra-1 answers", await TextAsync(client, "growing", "extra-1", new { }));
-    }
-
-    [Fact]
     public async Task Tools_a_server_holds_for_approval_are_marked_in_the_catalog()
     {
         var (_, client) = await WorkspaceAsync(_app);
@@ -307,38 +195,36 @@ public sealed class McpToolTests(McpFixture fixture) : IClassFixture<McpFixture>
     }
 
     [Fact]
-    public async Task Stopping_the_host_stops_the_server_processes()
+    public async Task Every_call_is_counted_and_timed_by_server_tool_and_outcome()
     {
-        var marker = $"MARKER_{Guid.NewGuid():N}";
-        var app = AgentryApp.Sqlite();
-        try
+        var measurements = new System.Collections.Concurrent.ConcurrentQueue<(string Instrument, string Tool, string Outcome)>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
         {
-            var client = await app.AdminClientAsync();
-            var workspace = await app.CreateWorkspaceAsync();
-            client.DefaultRequestHeaders.Add("Agentry-Workspace", workspace.ToString());
-            await CreateAsync(client, Everything("stopping", new() { ["MARK"] = marker }));
-            Assert.Equal("Echo: up", await TextAsync(client, "stopping", "echo", new { message = "up" }));
-            Assert.Single(McpTestServers.ChildrenWith(McpTestServers.Everything, marker));
-        }
-        finally
+            if (instrument.Name is "tool_calls_total" or "tool_call_duration_seconds")
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        void Record(System.Diagnostics.Metrics.Instrument instrument, ReadOnlySpan<KeyValuePair<string, object?>> tags)
         {
-            await app.DisposeAsync();
+            var values = tags.ToArray().ToDictionary(t => t.Key, t => t.Value as string);
+            if (values.GetValueOrDefault("server") == "counted")
+            {
+                measurements.Enqueue((instrument.Name, values["tool"]!, values["outcome"]!));
+            }
         }
-        Assert.True(await HttpAssertions.EventuallyAsync(() => Task.FromResult(McpTestServers.ChildrenWith(McpTestServers.Everything, marker).Count == 0), TimeSpan.FromSeconds(5)));
-    }
+        listener.SetMeasurementEventCallback<long>((instrument, _, tags, _) => Record(instrument, tags));
+        listener.SetMeasurementEventCallback<double>((instrument, _, tags, _) => Record(instrument, tags));
+        listener.Start();
 
-    /// <summary>A real MCP server on the official TypeScript SDK whose <c>add-tool</c> registers a new tool (the SDK then sends <c>notifications/tools/list_changed</c>).</summary>
-    private const string ListChangingServer = """
-        const sdk = process.argv[2];
-        const { McpServer } = await import(`${sdk}/dist/esm/server/mcp.js`);
-        const { StdioServerTransport } = await import(`${sdk}/dist/esm/server/stdio.js`);
-        const server = new McpServer({ name: "list-changing", version: "1.0.0" });
-        let added = 0;
-        server.registerTool("add-tool", { description: "Adds a tool named extra-N" }, async () => {
-          const name = `extra-${++added}`;
-          server.registerTool(name, { description: "An added tool" }, async () => ({ content: [{ type: "text", text: `${name} answers` }] }));
-          return { content: [{ type: "text", text: name }] };
-        });
-        await server.connect(new StdioServerTransport());
-        """;
+        var (_, client) = await WorkspaceAsync(_app);
+        await CreateAsync(client, Everything("counted"));
+        await TextAsync(client, "counted", "echo", new { message = "one" });
+        await (await CallAsync(client, "counted", "echo", new { })).AssertProblemAsync(HttpStatusCode.BadRequest, "validation_failed");
+
+        Assert.Contains(("tool_calls_total", "echo", "ok"), measurements);
+        Assert.Contains(("tool_call_duration_seconds", "echo", "ok"), measurements);
+        Assert.Contains(("tool_calls_total", "echo", "invalid_arguments"), measurements);
+    }
 }
