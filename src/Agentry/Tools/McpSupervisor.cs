@@ -25,7 +25,10 @@ internal sealed class McpSupervisor : IHostedService, IAsyncDisposable
         SupervisedServer session;
         lock (_gate)
         {
-            ObjectDisposedException.ThrowIf(_stopped, this);
+            if (_stopped)
+            {
+                throw new Hosting.DependencyUnavailableException($"MCP server '{server.Name}' is not available: this node is shutting down.");
+            }
             if (_servers.TryGetValue(server.Id, out var current) && current.Version == server.UpdatedAt)
             {
                 return current;

@@ -89,7 +89,11 @@ internal sealed class SupervisedServer : IAsyncDisposable
         Task<McpClient> starting;
         lock (_gate)
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_disposed)
+            {
+                // Its configuration changed or it was removed while this caller held it: the next use gets the new session.
+                throw new DependencyUnavailableException($"MCP server '{Name}' was stopped (changed, removed or shutting down); retry.");
+            }
             if (_client is { } client)
             {
                 return client;
