@@ -6,6 +6,7 @@ using Agentry.Identity;
 using Agentry.Models;
 using Agentry.Sockets;
 using Agentry.Tasks;
+using Agentry.Tools;
 using Agentry.Usage;
 using Agentry.Workspaces;
 
@@ -24,6 +25,7 @@ builder.AddEgressGuard();
 builder.AddAgentryIdentity();
 builder.AddAgentryRateLimiting();
 builder.AddUsage();
+builder.AddTools();
 builder.AddTasks();
 builder.AddModels();
 builder.AddEmbeddings();
@@ -48,6 +50,7 @@ app.MapSchedules();
 app.MapModels();
 app.MapChat();
 app.MapUsage();
+app.MapTools();
 app.MapOpenAiApi();
 app.MapWebSocketApi();
 

@@ -48,6 +48,9 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
         ["Chat"] = new { message = "hello", model = "local/tiny" },
         ["OpenAiCreateChatCompletion"] = new { model = "none/none", messages = new[] { new { role = "user", content = "hi" } } },
         ["OpenAiCreateEmbedding"] = new { model = "minilm/all-minilm-l6-v2", input = "hi" },
+        ["CreateMcpServer"] = new { name = "matrix-" + Guid.NewGuid().ToString("N")[..8], transport = "stdio", command = "/bin/true" },
+        ["UpdateMcpServer"] = new { callTimeoutSeconds = 10 },
+        ["CallTool"] = new { arguments = new { } },
         ["ImportAgent"] = new { agentry = "agent/v1", name = "imported-" + Guid.NewGuid().ToString("N")[..8], kind = "tool" },
     };
 
@@ -67,6 +70,9 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
         using var inWorkspace = new HttpRequestMessage(HttpMethod.Post, "/api/v1/agents") { Content = HttpAssertions.Json(new { name = "matrix agent", kind = "tool" }) };
         inWorkspace.Headers.Add(CurrentWorkspace.HeaderName, workspace.ToString());
         var agent = (await (await admin.SendAsync(inWorkspace)).ReadAsync<JsonElement>(HttpStatusCode.Created)).GetProperty("id").GetString()!;
+        using var serverInWorkspace = new HttpRequestMessage(HttpMethod.Post, "/api/v1/mcp-servers") { Content = HttpAssertions.Json(new { name = "matrix", transport = "stdio", command = "/bin/true" }) };
+        serverInWorkspace.Headers.Add(CurrentWorkspace.HeaderName, workspace.ToString());
+        var mcpServer = (await (await admin.SendAsync(serverInWorkspace)).ReadAsync<JsonElement>(HttpStatusCode.Created)).GetProperty("id").GetString()!;
         // A task to read; written directly, since no agent kind this test can make runs without a server to call.
         var task = await _app.InsertTaskAsync(workspace, Guid.Parse(agent));
         var schedule = await _app.InsertScheduleAsync(workspace, Guid.Parse(agent));
@@ -94,6 +100,9 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
             ["tasks.id"] = task.ToString(),
             ["schedules.id"] = schedule.ToString(),
             ["conversations.id"] = conversation.ToString(),
+            ["mcp-servers.id"] = mcpServer,
+            ["server"] = "matrix",
+            ["tool"] = "echo",
         };
         var openApi = JsonDocument.Parse(await admin.GetStringAsync("/openapi/v1.json")).RootElement.GetProperty("paths");
 

@@ -12,7 +12,7 @@ namespace Agentry.Data.CompiledModels.Postgres
     public partial class PostgresAppDbContextModel
     {
         private PostgresAppDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("90ed687f-ce30-4eef-ac98-8b1b55e34355"), entityTypeCount: 22)
+            : base(skipDetectChanges: false, modelId: new Guid("27b03ffd-c74b-4cec-80aa-ecd348bc0d7a"), entityTypeCount: 23)
         {
         }
 
@@ -34,6 +34,7 @@ namespace Agentry.Data.CompiledModels.Postgres
             var schedule = ScheduleEntityType.Create(this);
             var taskEvent = TaskEventEntityType.Create(this);
             var taskOutboxEntry = TaskOutboxEntryEntityType.Create(this);
+            var mcpServer = McpServerEntityType.Create(this);
             var usageRecord = UsageRecordEntityType.Create(this);
             var workspace = WorkspaceEntityType.Create(this);
             var openIddictEntityFrameworkCoreApplication = OpenIddictEntityFrameworkCoreApplicationEntityType.Create(this);
@@ -56,6 +57,7 @@ namespace Agentry.Data.CompiledModels.Postgres
             ScheduleEntityType.CreateForeignKey1(schedule, agent);
             ScheduleEntityType.CreateForeignKey2(schedule, workspace);
             TaskEventEntityType.CreateForeignKey1(taskEvent, agentTask);
+            McpServerEntityType.CreateForeignKey1(mcpServer, workspace);
             OpenIddictEntityFrameworkCoreAuthorizationEntityType.CreateForeignKey1(openIddictEntityFrameworkCoreAuthorization, openIddictEntityFrameworkCoreApplication);
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey1(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreApplication);
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey2(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreAuthorization);
@@ -76,6 +78,7 @@ namespace Agentry.Data.CompiledModels.Postgres
             ScheduleEntityType.CreateAnnotations(schedule);
             TaskEventEntityType.CreateAnnotations(taskEvent);
             TaskOutboxEntryEntityType.CreateAnnotations(taskOutboxEntry);
+            McpServerEntityType.CreateAnnotations(mcpServer);
             UsageRecordEntityType.CreateAnnotations(usageRecord);
             WorkspaceEntityType.CreateAnnotations(workspace);
             OpenIddictEntityFrameworkCoreApplicationEntityType.CreateAnnotations(openIddictEntityFrameworkCoreApplication);

@@ -11,7 +11,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
     public partial class SqliteAppDbContextModel
     {
         private SqliteAppDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("d226d509-ef58-41e6-ba53-8af4a04c035a"), entityTypeCount: 22)
+            : base(skipDetectChanges: false, modelId: new Guid("2e3d32e1-a970-4c5d-9758-6a19cfb89977"), entityTypeCount: 23)
         {
         }
 
@@ -33,6 +33,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
             var schedule = ScheduleEntityType.Create(this);
             var taskEvent = TaskEventEntityType.Create(this);
             var taskOutboxEntry = TaskOutboxEntryEntityType.Create(this);
+            var mcpServer = McpServerEntityType.Create(this);
             var usageRecord = UsageRecordEntityType.Create(this);
             var workspace = WorkspaceEntityType.Create(this);
             var openIddictEntityFrameworkCoreApplication = OpenIddictEntityFrameworkCoreApplicationEntityType.Create(this);
@@ -55,6 +56,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
             ScheduleEntityType.CreateForeignKey1(schedule, agent);
             ScheduleEntityType.CreateForeignKey2(schedule, workspace);
             TaskEventEntityType.CreateForeignKey1(taskEvent, agentTask);
+            McpServerEntityType.CreateForeignKey1(mcpServer, workspace);
             OpenIddictEntityFrameworkCoreAuthorizationEntityType.CreateForeignKey1(openIddictEntityFrameworkCoreAuthorization, openIddictEntityFrameworkCoreApplication);
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey1(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreApplication);
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey2(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreAuthorization);
@@ -75,6 +77,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
             ScheduleEntityType.CreateAnnotations(schedule);
             TaskEventEntityType.CreateAnnotations(taskEvent);
             TaskOutboxEntryEntityType.CreateAnnotations(taskOutboxEntry);
+            McpServerEntityType.CreateAnnotations(mcpServer);
             UsageRecordEntityType.CreateAnnotations(usageRecord);
             WorkspaceEntityType.CreateAnnotations(workspace);
             OpenIddictEntityFrameworkCoreApplicationEntityType.CreateAnnotations(openIddictEntityFrameworkCoreApplication);
