@@ -3,6 +3,7 @@ using Agentry.Chat;
 using Agentry.Data;
 using Agentry.Hosting;
 using Agentry.Identity;
+using Agentry.Mcp;
 using Agentry.Models;
 using Agentry.Sockets;
 using Agentry.Tasks;
@@ -30,6 +31,7 @@ builder.AddEmbeddings();
 builder.AddChat();
 builder.AddOpenAiApi();
 builder.AddWebSocketApi();
+builder.AddMcpEndpoint();
 
 var app = builder.BuildAgentry();
 
@@ -50,6 +52,7 @@ app.MapChat();
 app.MapUsage();
 app.MapOpenAiApi();
 app.MapWebSocketApi();
+app.MapMcpEndpoint();
 
 return await app.RunAgentryAsync(args);
 
