@@ -222,6 +222,29 @@ public sealed class McpEndpointTests(McpEndpointFixture fixture) : IClassFixture
         Assert.DoesNotContain(events, e => e.GetRawText().Contains("secret-value", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task Mcp_requests_draw_from_the_callers_api_bucket_and_get_429_with_Retry_After()
+    {
+        await using var app = AgentryApp.Sqlite(new Dictionary<string, string?>
+        {
+            ["Agentry:RateLimits:Api:PermitsPerPeriod"] = "1", ["Agentry:RateLimits:Api:Period"] = "00:01:00", ["Agentry:RateLimits:Api:Burst"] = "3",
+        });
+        var workspace = await app.CreateWorkspaceAsync();
+        var key = app.KeyClient(await AgentryApp.CreateApiKeyAsync(await app.AdminClientAsync(), workspace, ApiKeyScopes.ToolsCall));
+
+        var statuses = new List<HttpStatusCode>();
+        HttpResponseMessage? refused = null;
+        for (var i = 0; i < 5; i++)
+        {
+            var response = await PostListAsync(key);
+            statuses.Add(response.StatusCode);
+            refused ??= response.StatusCode == HttpStatusCode.TooManyRequests ? response : null;
+        }
+        Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.TooManyRequests, HttpStatusCode.TooManyRequests], statuses);
+        await refused!.AssertProblemAsync(HttpStatusCode.TooManyRequests, "rate_limited");
+        Assert.InRange(int.Parse(Assert.Single(refused!.Headers.GetValues("Retry-After"))), 1, 60);
+    }
+
     private async Task<(Guid Workspace, Guid Agent)> WorkspaceWithAgentAsync()
     {
         var workspace = await _app.CreateWorkspaceAsync();
