@@ -66,13 +66,8 @@ fi
 # --- builds ---------------------------------------------------------------------------------
 mkdir -p "$RESULTS"
 publish_release
-MCP_BENCH="$RESULTS/mcp-bench"
-if [ "${SKIP_BUILD:-0}" != "1" ] || [ ! -f "$MCP_BENCH/Agentry.McpBench.dll" ]; then
-    log "building bench/McpBench"
-    dotnet build "$BENCH_DIR/McpBench" -c Release -o "$MCP_BENCH" --artifacts-path "$RESULTS/artifacts-mcp" \
-        --disable-build-servers -nologo >"$RESULTS/mcp-build.log" 2>&1 \
-        || { tail -n 30 "$RESULTS/mcp-build.log" >&2; die "build failed (log: $RESULTS/mcp-build.log)"; }
-fi
+build_bench "$BENCH_DIR/McpBench" mcp-bench Agentry.McpBench
+MCP_BENCH="$BUILT_DIR"
 
 # --- the service ----------------------------------------------------------------------------
 rm -rf "$RUN"; mkdir -p "$RUN"
