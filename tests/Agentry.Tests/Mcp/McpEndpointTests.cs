@@ -150,6 +150,12 @@ public sealed class McpEndpointTests(McpEndpointFixture fixture) : IClassFixture
 
         // The SDK's client fails to connect as plainly.
         await Assert.ThrowsAnyAsync<Exception>(() => ConnectAsync(noScope));
+
+        // Stateless: no GET stream and no session to delete.
+        var allowed = _app.KeyClient(await AgentryApp.CreateApiKeyAsync(fixture.Client, workspace, ApiKeyScopes.ToolsCall));
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, (await allowed.GetAsync("/mcp")).StatusCode);
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, (await allowed.DeleteAsync("/mcp")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await PostListAsync(allowed)).StatusCode);
     }
 
     [Fact]
