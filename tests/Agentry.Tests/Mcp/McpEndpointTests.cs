@@ -8,6 +8,7 @@ using Agentry.Tools;
 using Agentry.Workspaces;
 using ModelContextProtocol.Client;
 using ModelContextProtocol.Protocol;
+using static Agentry.Tests.Mcp.McpTestClient;
 
 namespace Agentry.Tests.Mcp;
 
@@ -268,26 +269,6 @@ public sealed class McpEndpointTests(McpEndpointFixture fixture) : IClassFixture
         request.Headers.Add(CurrentWorkspace.HeaderName, workspace.ToString());
         return (await (await fixture.Client.SendAsync(request)).ReadAsync<JsonElement>(HttpStatusCode.Created)).GetProperty("id").GetGuid();
     }
-
-    private static Task<McpClient> ConnectAsync(HttpClient http) => McpClient.CreateAsync(new HttpClientTransport(
-        new HttpClientTransportOptions { Endpoint = new Uri(http.BaseAddress!, "/mcp"), TransportMode = HttpTransportMode.StreamableHttp }, http));
-
-    /// <summary>A tool's structured answer, failing the test with the tool's own words when it reports an error.</summary>
-    private static async Task<JsonElement> CallAsync(McpClient client, string tool, Dictionary<string, object?> arguments)
-    {
-        var result = await client.CallToolAsync(tool, arguments);
-        Assert.True(result.IsError != true, $"{tool} failed: {Text(result)}");
-        return result.StructuredContent!.Value;
-    }
-
-    private static async Task<string> ToolErrorAsync(McpClient client, string tool, Dictionary<string, object?> arguments)
-    {
-        var result = await client.CallToolAsync(tool, arguments);
-        Assert.True(result.IsError == true, $"{tool} should have failed: {Text(result)}");
-        return Text(result);
-    }
-
-    private static string Text(CallToolResult result) => string.Join(" ", result.Content.OfType<TextContentBlock>().Select(c => c.Text));
 
     /// <summary>A raw tools/list over HTTP, for what the SDK client does not show: the status and headers of a refusal.</summary>
     private static Task<HttpResponseMessage> PostListAsync(HttpClient http)
