@@ -3,6 +3,7 @@ using Agentry.Chat;
 using Agentry.Data;
 using Agentry.Hosting;
 using Agentry.Identity;
+using Agentry.Mcp;
 using Agentry.Models;
 using Agentry.Sockets;
 using Agentry.Tasks;
@@ -32,6 +33,7 @@ builder.AddEmbeddings();
 builder.AddChat();
 builder.AddOpenAiApi();
 builder.AddWebSocketApi();
+builder.AddMcpEndpoint();
 
 var app = builder.BuildAgentry();
 
@@ -53,6 +55,7 @@ app.MapUsage();
 app.MapTools();
 app.MapOpenAiApi();
 app.MapWebSocketApi();
+app.MapMcpEndpoint();
 
 return await app.RunAgentryAsync(args);
 
