@@ -77,8 +77,18 @@ internal static partial class McpServerContracts
         r.Name?.Trim() ?? "", r.Transport ?? "", r.Command, r.Args ?? [], r.Environment ?? [], r.WorkingDirectory, r.Url, r.Headers ?? [],
         r.Enabled ?? true, r.CallTimeoutSeconds ?? DefaultCallTimeoutSeconds, r.RequireApproval ?? false, r.ApprovalTools ?? []);
 
-    /// <summary>The server after an update: what was sent replaces, what was left out stays (secrets included).</summary>
-    public static McpServerSpec Apply(this UpdateMcpServerRequest r, McpServer s, McpServerDefinition d, McpServerSecrets secrets) => new(
+    /// <summary>
+    /// The server after an update: what was sent replaces, what was left out stays (secrets included). A change of transport
+    /// drops the old transport's settings (command, args, environment, working directory, or url and headers).
+    /// </summary>
+    public static McpServerSpec Apply(this UpdateMcpServerRequest r, McpServer s, McpServerDefinition current, McpServerSecrets currentSecrets)
+    {
+        var switching = r.Transport is not null && r.Transport != s.Transport;
+        var d = switching ? new McpServerDefinition(null, [], null, null, [], [], current.ApprovalTools) : current;
+        return r.Merge(s, d, switching ? McpServerSecrets.None : currentSecrets);
+    }
+
+    private static McpServerSpec Merge(this McpServerInput r, McpServer s, McpServerDefinition d, McpServerSecrets secrets) => new(
         r.Name?.Trim() ?? s.Name, r.Transport ?? s.Transport, r.Command ?? d.Command, r.Args ?? d.Args, r.Environment ?? secrets.Environment,
         r.WorkingDirectory ?? d.WorkingDirectory, r.Url ?? d.Url, r.Headers ?? secrets.Headers, r.Enabled ?? s.Enabled,
         r.CallTimeoutSeconds ?? s.CallTimeoutSeconds, r.RequireApproval ?? s.RequireApproval, r.ApprovalTools ?? d.ApprovalTools);

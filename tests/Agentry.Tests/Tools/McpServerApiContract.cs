@@ -76,6 +76,13 @@ public abstract class McpServerApiContract(StorageFixture fixture)
         var bad = await client.PatchAsync($"{Servers}/{server.GetProperty("id").GetGuid()}", HttpAssertions.Json(new { transport = "http" }));
         var errors = (await bad.AssertProblemAsync(HttpStatusCode.BadRequest, "validation_failed")).GetProperty("errors");
         Assert.True(errors.TryGetProperty("url", out _), errors.ToString());
+        Assert.False(errors.TryGetProperty("command", out _), errors.ToString()); // the stdio settings go with the transport
+
+        var switched = await (await client.PatchAsync($"{Servers}/{server.GetProperty("id").GetGuid()}",
+            HttpAssertions.Json(new { transport = "http", url = "https://example.com/mcp" }))).ReadAsync<JsonElement>();
+        Assert.Equal("http", switched.GetProperty("transport").GetString());
+        Assert.False(switched.TryGetProperty("command", out var command) && command.ValueKind != JsonValueKind.Null, switched.ToString());
+        Assert.Empty(switched.GetProperty("args").EnumerateArray());
     }
 
     [Fact]
