@@ -11,7 +11,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
     public partial class SqliteAppDbContextModel
     {
         private SqliteAppDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("d226d509-ef58-41e6-ba53-8af4a04c035a"), entityTypeCount: 22)
+            : base(skipDetectChanges: false, modelId: new Guid("fbddf8b5-a060-478d-a2d1-87125c8c2ff4"), entityTypeCount: 25)
         {
         }
 
@@ -29,6 +29,9 @@ namespace Agentry.Data.CompiledModels.Sqlite
             var serviceAccount = ServiceAccountEntityType.Create(this);
             var signingKey = SigningKeyEntityType.Create(this);
             var user = UserEntityType.Create(this);
+            var knowledgeChunk = KnowledgeChunkEntityType.Create(this);
+            var knowledgeCollection = KnowledgeCollectionEntityType.Create(this);
+            var knowledgeDocument = KnowledgeDocumentEntityType.Create(this);
             var agentTask = AgentTaskEntityType.Create(this);
             var schedule = ScheduleEntityType.Create(this);
             var taskEvent = TaskEventEntityType.Create(this);
@@ -50,6 +53,9 @@ namespace Agentry.Data.CompiledModels.Sqlite
             MembershipEntityType.CreateForeignKey1(membership, user);
             MembershipEntityType.CreateForeignKey2(membership, workspace);
             ServiceAccountEntityType.CreateForeignKey1(serviceAccount, workspace);
+            KnowledgeChunkEntityType.CreateForeignKey1(knowledgeChunk, knowledgeDocument);
+            KnowledgeCollectionEntityType.CreateForeignKey1(knowledgeCollection, workspace);
+            KnowledgeDocumentEntityType.CreateForeignKey1(knowledgeDocument, knowledgeCollection);
             AgentTaskEntityType.CreateForeignKey1(agentTask, agent);
             AgentTaskEntityType.CreateForeignKey2(agentTask, workspace);
             ScheduleEntityType.CreateForeignKey1(schedule, agent);
@@ -71,6 +77,9 @@ namespace Agentry.Data.CompiledModels.Sqlite
             ServiceAccountEntityType.CreateAnnotations(serviceAccount);
             SigningKeyEntityType.CreateAnnotations(signingKey);
             UserEntityType.CreateAnnotations(user);
+            KnowledgeChunkEntityType.CreateAnnotations(knowledgeChunk);
+            KnowledgeCollectionEntityType.CreateAnnotations(knowledgeCollection);
+            KnowledgeDocumentEntityType.CreateAnnotations(knowledgeDocument);
             AgentTaskEntityType.CreateAnnotations(agentTask);
             ScheduleEntityType.CreateAnnotations(schedule);
             TaskEventEntityType.CreateAnnotations(taskEvent);
