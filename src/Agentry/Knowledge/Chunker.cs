@@ -11,7 +11,7 @@ public sealed record ChunkDraft(int Position, string Text, string? HeadingPath, 
 /// chunk is truncated by the model. It prefers the strongest boundary that fits: a heading always starts a new chunk
 /// (and the chunk records the headings above it); within a section, whole paragraphs are kept together; a paragraph
 /// too long for one chunk is cut between sentences, and only a sentence too long for a chunk is cut between words.
-/// A chunk cut for size repeats up to <c>overlap</c> tokens of whole sentences from the end of the one before.
+/// A PDF page starts a chunk too. A chunk cut for size repeats up to <c>overlap</c> tokens of whole sentences from the end of the one before.
 /// </summary>
 internal sealed partial class Chunker(Func<string, int> countTokens, int maxTokens, int overlap)
 {
@@ -34,6 +34,11 @@ internal sealed partial class Chunker(Func<string, int> countTokens, int maxToke
 
     private void AddSection(ExtractedSection section)
     {
+        if (section.Page is not null)
+        {
+            // A page starts a chunk, so every chunk's page is the page its text is on.
+            Flush(carry: false);
+        }
         var paragraph = new StringBuilder();
         foreach (var raw in section.Text.Replace("\r\n", "\n").Split('\n'))
         {

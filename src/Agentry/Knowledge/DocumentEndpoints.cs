@@ -19,7 +19,7 @@ internal static class DocumentEndpoints
     {
         group.MapPost("/{id:guid}/documents", AddAsync).WithName("AddDocument")
             .WithSummary("Add a document (a multipart upload in the field 'file', or JSON { \"url\": … }); its ingestion runs as a task")
-            .Accepts<IFormFile>("multipart/form-data").Accepts<AddDocumentFromUrlRequest>("application/json")
+            .Accepts<AddDocumentFromUrlRequest>("application/json", "multipart/form-data")
             .RequireScope(ApiKeyScopes.KnowledgeWrite).RequireCurrentWorkspaceRole(Roles.Member).ProducesWriteProblems()
             .ProducesProblem(StatusCodes.Status422UnprocessableEntity).ProducesProblem(StatusCodes.Status502BadGateway);
         group.MapGet("/{id:guid}/documents", ListAsync).WithName("ListDocuments").WithSummary("List a collection's documents, a page at a time")
@@ -201,7 +201,7 @@ internal static class DocumentEndpoints
             }
             return new Received(url.ToString(), url.ToString(), format, memory.ToArray());
         }
-        catch (EgressDeniedException denied)
+        catch (HttpRequestException failed) when ((failed as EgressDeniedException ?? failed.InnerException as EgressDeniedException) is { } denied)
         {
             return new Received(Problem: Problem.Unprocessable("url_not_allowed", denied.Message));
         }
