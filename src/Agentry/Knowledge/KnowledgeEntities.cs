@@ -104,7 +104,7 @@ public sealed class KnowledgeChunk
     public int? Page { get; init; }
     public int Tokens { get; init; }
 
-    /// <summary>The key of its vector in a vector index (USearch keys are 64-bit).</summary>
+    /// <summary>The key of its vector in a vector index (USearch keys are 64-bit), and its rowid in SQLite's FTS table.</summary>
     public long VectorKey { get; init; }
 
     /// <summary>The embed step's output, float32 little-endian; kept so the index step (or a lost index) never re-embeds.</summary>
