@@ -1,6 +1,7 @@
 using Agentry.Agents;
 using Agentry.Chat;
 using Agentry.Identity;
+using Agentry.Knowledge;
 using Agentry.Tasks;
 using Agentry.Tools;
 using Agentry.Usage;
@@ -35,6 +36,9 @@ public abstract class AppDbContext(DbContextOptions options) : DbContext(options
     public DbSet<ConversationEvent> ConversationEvents => Set<ConversationEvent>();
     public DbSet<UsageRecord> UsageRecords => Set<UsageRecord>();
     public DbSet<McpServer> McpServers => Set<McpServer>();
+    public DbSet<KnowledgeCollection> KnowledgeCollections => Set<KnowledgeCollection>();
+    public DbSet<KnowledgeDocument> KnowledgeDocuments => Set<KnowledgeDocument>();
+    public DbSet<KnowledgeChunk> KnowledgeChunks => Set<KnowledgeChunk>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {

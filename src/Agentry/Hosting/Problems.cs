@@ -56,6 +56,12 @@ public static class Problem
 
     public static ProblemHttpResult BadRequest(string code, string detail) => Create(400, code, detail);
 
+    /// <summary>A 413: the body (or a document in it) is larger than allowed; the detail says the limit.</summary>
+    public static ProblemHttpResult PayloadTooLarge(string detail) => Create(413, ProblemCodes.PayloadTooLarge, detail);
+
+    /// <summary>A 415: the body's type (or a document's format) is not one the endpoint takes; the detail lists those it does.</summary>
+    public static ProblemHttpResult UnsupportedMediaType(string detail) => Create(415, ProblemCodes.UnsupportedMediaType, detail);
+
     /// <summary>A 422: the request is well formed but cannot be carried out as asked (e.g. an idempotency key reused with another body).</summary>
     public static ProblemHttpResult Unprocessable(string code, string detail) => Create(422, code, detail);
 

@@ -75,6 +75,11 @@ public static class AuditActions
     public const string ScheduleCreated = "schedule.created";
     public const string ScheduleUpdated = "schedule.updated";
     public const string ScheduleDeleted = "schedule.deleted";
+    public const string CollectionCreated = "collection.created";
+    public const string CollectionUpdated = "collection.updated";
+    public const string CollectionDeleted = "collection.deleted";
+    public const string DocumentAdded = "document.added";
+    public const string DocumentDeleted = "document.deleted";
     public const string PermissionDenied = "permission.denied";
 }
 
@@ -101,6 +106,10 @@ public static class AuditTargets
     public static string Agent(Guid id) => $"agent:{id}";
 
     public static string Schedule(Guid id) => $"schedule:{id}";
+
+    public static string Collection(Guid id) => $"collection:{id}";
+
+    public static string Document(Guid id) => $"document:{id}";
 }
 
 internal sealed class AuditEventConfiguration : IEntityTypeConfiguration<AuditEvent>

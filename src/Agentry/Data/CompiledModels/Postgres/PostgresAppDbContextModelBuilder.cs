@@ -12,7 +12,7 @@ namespace Agentry.Data.CompiledModels.Postgres
     public partial class PostgresAppDbContextModel
     {
         private PostgresAppDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("27b03ffd-c74b-4cec-80aa-ecd348bc0d7a"), entityTypeCount: 23)
+            : base(skipDetectChanges: false, modelId: new Guid("1ca09be3-1140-4498-b928-f7c680e8dba8"), entityTypeCount: 26)
         {
         }
 
@@ -30,6 +30,9 @@ namespace Agentry.Data.CompiledModels.Postgres
             var serviceAccount = ServiceAccountEntityType.Create(this);
             var signingKey = SigningKeyEntityType.Create(this);
             var user = UserEntityType.Create(this);
+            var knowledgeChunk = KnowledgeChunkEntityType.Create(this);
+            var knowledgeCollection = KnowledgeCollectionEntityType.Create(this);
+            var knowledgeDocument = KnowledgeDocumentEntityType.Create(this);
             var agentTask = AgentTaskEntityType.Create(this);
             var schedule = ScheduleEntityType.Create(this);
             var taskEvent = TaskEventEntityType.Create(this);
@@ -52,6 +55,9 @@ namespace Agentry.Data.CompiledModels.Postgres
             MembershipEntityType.CreateForeignKey1(membership, user);
             MembershipEntityType.CreateForeignKey2(membership, workspace);
             ServiceAccountEntityType.CreateForeignKey1(serviceAccount, workspace);
+            KnowledgeChunkEntityType.CreateForeignKey1(knowledgeChunk, knowledgeDocument);
+            KnowledgeCollectionEntityType.CreateForeignKey1(knowledgeCollection, workspace);
+            KnowledgeDocumentEntityType.CreateForeignKey1(knowledgeDocument, knowledgeCollection);
             AgentTaskEntityType.CreateForeignKey1(agentTask, agent);
             AgentTaskEntityType.CreateForeignKey2(agentTask, workspace);
             ScheduleEntityType.CreateForeignKey1(schedule, agent);
@@ -74,6 +80,9 @@ namespace Agentry.Data.CompiledModels.Postgres
             ServiceAccountEntityType.CreateAnnotations(serviceAccount);
             SigningKeyEntityType.CreateAnnotations(signingKey);
             UserEntityType.CreateAnnotations(user);
+            KnowledgeChunkEntityType.CreateAnnotations(knowledgeChunk);
+            KnowledgeCollectionEntityType.CreateAnnotations(knowledgeCollection);
+            KnowledgeDocumentEntityType.CreateAnnotations(knowledgeDocument);
             AgentTaskEntityType.CreateAnnotations(agentTask);
             ScheduleEntityType.CreateAnnotations(schedule);
             TaskEventEntityType.CreateAnnotations(taskEvent);

@@ -11,7 +11,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
     public partial class SqliteAppDbContextModel
     {
         private SqliteAppDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("2e3d32e1-a970-4c5d-9758-6a19cfb89977"), entityTypeCount: 23)
+            : base(skipDetectChanges: false, modelId: new Guid("632ad301-922e-4074-8504-9f4aebb2a040"), entityTypeCount: 26)
         {
         }
 
@@ -29,6 +29,9 @@ namespace Agentry.Data.CompiledModels.Sqlite
             var serviceAccount = ServiceAccountEntityType.Create(this);
             var signingKey = SigningKeyEntityType.Create(this);
             var user = UserEntityType.Create(this);
+            var knowledgeChunk = KnowledgeChunkEntityType.Create(this);
+            var knowledgeCollection = KnowledgeCollectionEntityType.Create(this);
+            var knowledgeDocument = KnowledgeDocumentEntityType.Create(this);
             var agentTask = AgentTaskEntityType.Create(this);
             var schedule = ScheduleEntityType.Create(this);
             var taskEvent = TaskEventEntityType.Create(this);
@@ -51,6 +54,9 @@ namespace Agentry.Data.CompiledModels.Sqlite
             MembershipEntityType.CreateForeignKey1(membership, user);
             MembershipEntityType.CreateForeignKey2(membership, workspace);
             ServiceAccountEntityType.CreateForeignKey1(serviceAccount, workspace);
+            KnowledgeChunkEntityType.CreateForeignKey1(knowledgeChunk, knowledgeDocument);
+            KnowledgeCollectionEntityType.CreateForeignKey1(knowledgeCollection, workspace);
+            KnowledgeDocumentEntityType.CreateForeignKey1(knowledgeDocument, knowledgeCollection);
             AgentTaskEntityType.CreateForeignKey1(agentTask, agent);
             AgentTaskEntityType.CreateForeignKey2(agentTask, workspace);
             ScheduleEntityType.CreateForeignKey1(schedule, agent);
@@ -73,6 +79,9 @@ namespace Agentry.Data.CompiledModels.Sqlite
             ServiceAccountEntityType.CreateAnnotations(serviceAccount);
             SigningKeyEntityType.CreateAnnotations(signingKey);
             UserEntityType.CreateAnnotations(user);
+            KnowledgeChunkEntityType.CreateAnnotations(knowledgeChunk);
+            KnowledgeCollectionEntityType.CreateAnnotations(knowledgeCollection);
+            KnowledgeDocumentEntityType.CreateAnnotations(knowledgeDocument);
             AgentTaskEntityType.CreateAnnotations(agentTask);
             ScheduleEntityType.CreateAnnotations(schedule);
             TaskEventEntityType.CreateAnnotations(taskEvent);

@@ -1,0 +1,13 @@
+namespace Agentry.Knowledge;
+
+internal static partial class KnowledgeLog
+{
+    [LoggerMessage(1, LogLevel.Information, "Loaded the vector index of collection {CollectionId} ({Vectors} vectors) from disk")]
+    public static partial void IndexLoaded(ILogger logger, Guid collectionId, int vectors);
+
+    [LoggerMessage(2, LogLevel.Warning, "Document {DocumentId}: ingestion step {Step} failed: {Error}")]
+    public static partial void StepFailed(ILogger logger, Guid documentId, string step, string error);
+
+    [LoggerMessage(3, LogLevel.Information, "Document {DocumentId} is ready: {Chunks} chunks")]
+    public static partial void DocumentReady(ILogger logger, Guid documentId, int chunks);
+}
