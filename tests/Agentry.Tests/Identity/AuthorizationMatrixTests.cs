@@ -53,6 +53,10 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
         ["CallTool"] = new { arguments = new { } },
         ["ImportAgent"] = new { agentry = "agent/v1", name = "imported-" + Guid.NewGuid().ToString("N")[..8], kind = "tool" },
         ["/mcp/"] = new { jsonrpc = "2.0", id = 1, method = "tools/list" },
+        ["CreateCollection"] = new { name = "matrix" },
+        ["UpdateCollection"] = new { description = "changed" },
+        ["AddDocument"] = new { url = "http://10.1.2.3/a.txt" },
+        ["SearchCollection"] = new { query = "matrix" },
     };
 
     private sealed record Principal(string Name, HttpClient? Client, string? Role, bool IsKey = false, string[]? Scopes = null);
@@ -74,6 +78,16 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
         using var serverInWorkspace = new HttpRequestMessage(HttpMethod.Post, "/api/v1/mcp-servers") { Content = HttpAssertions.Json(new { name = "matrix", transport = "stdio", command = "/bin/true" }) };
         serverInWorkspace.Headers.Add(CurrentWorkspace.HeaderName, workspace.ToString());
         var mcpServer = (await (await admin.SendAsync(serverInWorkspace)).ReadAsync<JsonElement>(HttpStatusCode.Created)).GetProperty("id").GetString()!;
+        using var collectionInWorkspace = new HttpRequestMessage(HttpMethod.Post, "/api/v1/collections") { Content = HttpAssertions.Json(new { name = "matrix" }) };
+        collectionInWorkspace.Headers.Add(CurrentWorkspace.HeaderName, workspace.ToString());
+        var collection = (await (await admin.SendAsync(collectionInWorkspace)).ReadAsync<JsonElement>(HttpStatusCode.Created)).GetProperty("id").GetString()!;
+        using var documentInCollection = new HttpRequestMessage(HttpMethod.Post, $"/api/v1/collections/{collection}/documents")
+        {
+            Content = new MultipartFormDataContent { { new StringContent("# Matrix\n\nA document to read."), "file", "matrix.md" } },
+        };
+        documentInCollection.Headers.Add(CurrentWorkspace.HeaderName, workspace.ToString());
+        var document = (await (await admin.SendAsync(documentInCollection)).ReadAsync<JsonElement>(HttpStatusCode.Accepted))
+            .GetProperty("document").GetProperty("id").GetString()!;
         // A task to read; written directly, since no agent kind this test can make runs without a server to call.
         var task = await _app.InsertTaskAsync(workspace, Guid.Parse(agent));
         var schedule = await _app.InsertScheduleAsync(workspace, Guid.Parse(agent));
@@ -104,6 +118,8 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
             ["mcp-servers.id"] = mcpServer,
             ["server"] = "matrix",
             ["tool"] = "echo",
+            ["collections.id"] = collection,
+            ["documentId"] = document,
         };
         var openApi = JsonDocument.Parse(await admin.GetStringAsync("/openapi/v1.json")).RootElement.GetProperty("paths");
 
