@@ -2,6 +2,7 @@ using Agentry.Agents;
 using Agentry.Chat;
 using Agentry.Identity;
 using Agentry.Tasks;
+using Agentry.Tools;
 using Agentry.Usage;
 using Agentry.Workspaces;
 using Microsoft.EntityFrameworkCore;
@@ -33,6 +34,7 @@ public abstract class AppDbContext(DbContextOptions options) : DbContext(options
     public DbSet<ConversationMessage> ConversationMessages => Set<ConversationMessage>();
     public DbSet<ConversationEvent> ConversationEvents => Set<ConversationEvent>();
     public DbSet<UsageRecord> UsageRecords => Set<UsageRecord>();
+    public DbSet<Approval> Approvals => Set<Approval>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {

@@ -76,6 +76,11 @@ public static class AuditActions
     public const string ScheduleUpdated = "schedule.updated";
     public const string ScheduleDeleted = "schedule.deleted";
     public const string PermissionDenied = "permission.denied";
+
+    // Governed tool calls by agents (approvals and the allow-list).
+    public const string ToolRefused = "tool.refused";
+    public const string ApprovalApproved = "approval.approved";
+    public const string ApprovalDenied = "approval.denied";
 }
 
 public static class AuditOutcomes
@@ -101,6 +106,10 @@ public static class AuditTargets
     public static string Agent(Guid id) => $"agent:{id}";
 
     public static string Schedule(Guid id) => $"schedule:{id}";
+
+    public static string Task(Guid id) => $"task:{id}";
+
+    public static string Approval(Guid id) => $"approval:{id}";
 }
 
 internal sealed class AuditEventConfiguration : IEntityTypeConfiguration<AuditEvent>

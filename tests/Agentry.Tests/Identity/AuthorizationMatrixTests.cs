@@ -33,7 +33,7 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
         ["UpdateUser"] = new { displayName = "renamed" },
         ["CreateApiKey"] = new { name = "matrix", scopes = new[] { ApiKeyScopes.Chat } },
         ["CreateServiceAccount"] = new { name = "matrix", scopes = new[] { ApiKeyScopes.Chat } },
-        ["CreateAgent"] = new { name = "matrix-" + Guid.NewGuid().ToString("N")[..8], kind = "tool" },
+        ["CreateAgent"] = new { name = "matrix-" + Guid.NewGuid().ToString("N")[..8], kind = "tool", tool = "matrix__noop" },
         ["UpdateAgent"] = new { description = "changed" },
         ["SubmitTask"] = new { agentId = Guid.Empty, input = new { } },
         ["SubmitTaskBatch"] = new { tasks = new[] { new { agentId = Guid.Empty } } },
@@ -48,7 +48,7 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
         ["Chat"] = new { message = "hello", model = "local/tiny" },
         ["OpenAiCreateChatCompletion"] = new { model = "none/none", messages = new[] { new { role = "user", content = "hi" } } },
         ["OpenAiCreateEmbedding"] = new { model = "minilm/all-minilm-l6-v2", input = "hi" },
-        ["ImportAgent"] = new { agentry = "agent/v1", name = "imported-" + Guid.NewGuid().ToString("N")[..8], kind = "tool" },
+        ["ImportAgent"] = new { agentry = "agent/v1", name = "imported-" + Guid.NewGuid().ToString("N")[..8], kind = "tool", tool = "matrix__noop" },
     };
 
     private sealed record Principal(string Name, HttpClient? Client, string? Role, bool IsKey = false, string[]? Scopes = null);
@@ -64,7 +64,7 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
         var keyId = (await (await _app.KeyClient(key).GetAsync("/api/v1/me")).ReadAsync<MeResponse>()).Id;
         var account = (await (await admin.PostJsonAsync($"/api/v1/workspaces/{workspace}/service-accounts", Bodies["CreateServiceAccount"]))
             .ReadAsync<JsonElement>(HttpStatusCode.Created)).GetProperty("id").GetString()!;
-        using var inWorkspace = new HttpRequestMessage(HttpMethod.Post, "/api/v1/agents") { Content = HttpAssertions.Json(new { name = "matrix agent", kind = "tool" }) };
+        using var inWorkspace = new HttpRequestMessage(HttpMethod.Post, "/api/v1/agents") { Content = HttpAssertions.Json(new { name = "matrix agent", kind = "tool", tool = "matrix__noop" }) };
         inWorkspace.Headers.Add(CurrentWorkspace.HeaderName, workspace.ToString());
         var agent = (await (await admin.SendAsync(inWorkspace)).ReadAsync<JsonElement>(HttpStatusCode.Created)).GetProperty("id").GetString()!;
         // A task to read; written directly, since no agent kind this test can make runs without a server to call.

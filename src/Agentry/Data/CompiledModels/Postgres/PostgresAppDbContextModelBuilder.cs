@@ -12,7 +12,7 @@ namespace Agentry.Data.CompiledModels.Postgres
     public partial class PostgresAppDbContextModel
     {
         private PostgresAppDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("90ed687f-ce30-4eef-ac98-8b1b55e34355"), entityTypeCount: 22)
+            : base(skipDetectChanges: false, modelId: new Guid("ffa653bf-1a03-4450-9993-941ed2f9a166"), entityTypeCount: 23)
         {
         }
 
@@ -34,6 +34,7 @@ namespace Agentry.Data.CompiledModels.Postgres
             var schedule = ScheduleEntityType.Create(this);
             var taskEvent = TaskEventEntityType.Create(this);
             var taskOutboxEntry = TaskOutboxEntryEntityType.Create(this);
+            var approval = ApprovalEntityType.Create(this);
             var usageRecord = UsageRecordEntityType.Create(this);
             var workspace = WorkspaceEntityType.Create(this);
             var openIddictEntityFrameworkCoreApplication = OpenIddictEntityFrameworkCoreApplicationEntityType.Create(this);
@@ -56,6 +57,8 @@ namespace Agentry.Data.CompiledModels.Postgres
             ScheduleEntityType.CreateForeignKey1(schedule, agent);
             ScheduleEntityType.CreateForeignKey2(schedule, workspace);
             TaskEventEntityType.CreateForeignKey1(taskEvent, agentTask);
+            ApprovalEntityType.CreateForeignKey1(approval, agentTask);
+            ApprovalEntityType.CreateForeignKey2(approval, workspace);
             OpenIddictEntityFrameworkCoreAuthorizationEntityType.CreateForeignKey1(openIddictEntityFrameworkCoreAuthorization, openIddictEntityFrameworkCoreApplication);
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey1(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreApplication);
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey2(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreAuthorization);
@@ -76,6 +79,7 @@ namespace Agentry.Data.CompiledModels.Postgres
             ScheduleEntityType.CreateAnnotations(schedule);
             TaskEventEntityType.CreateAnnotations(taskEvent);
             TaskOutboxEntryEntityType.CreateAnnotations(taskOutboxEntry);
+            ApprovalEntityType.CreateAnnotations(approval);
             UsageRecordEntityType.CreateAnnotations(usageRecord);
             WorkspaceEntityType.CreateAnnotations(workspace);
             OpenIddictEntityFrameworkCoreApplicationEntityType.CreateAnnotations(openIddictEntityFrameworkCoreApplication);

@@ -11,7 +11,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
     public partial class SqliteAppDbContextModel
     {
         private SqliteAppDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("d226d509-ef58-41e6-ba53-8af4a04c035a"), entityTypeCount: 22)
+            : base(skipDetectChanges: false, modelId: new Guid("c6c906c7-71b2-4766-ba23-f07e2a253b9c"), entityTypeCount: 23)
         {
         }
 
@@ -33,6 +33,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
             var schedule = ScheduleEntityType.Create(this);
             var taskEvent = TaskEventEntityType.Create(this);
             var taskOutboxEntry = TaskOutboxEntryEntityType.Create(this);
+            var approval = ApprovalEntityType.Create(this);
             var usageRecord = UsageRecordEntityType.Create(this);
             var workspace = WorkspaceEntityType.Create(this);
             var openIddictEntityFrameworkCoreApplication = OpenIddictEntityFrameworkCoreApplicationEntityType.Create(this);
@@ -55,6 +56,8 @@ namespace Agentry.Data.CompiledModels.Sqlite
             ScheduleEntityType.CreateForeignKey1(schedule, agent);
             ScheduleEntityType.CreateForeignKey2(schedule, workspace);
             TaskEventEntityType.CreateForeignKey1(taskEvent, agentTask);
+            ApprovalEntityType.CreateForeignKey1(approval, agentTask);
+            ApprovalEntityType.CreateForeignKey2(approval, workspace);
             OpenIddictEntityFrameworkCoreAuthorizationEntityType.CreateForeignKey1(openIddictEntityFrameworkCoreAuthorization, openIddictEntityFrameworkCoreApplication);
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey1(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreApplication);
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey2(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreAuthorization);
@@ -75,6 +78,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
             ScheduleEntityType.CreateAnnotations(schedule);
             TaskEventEntityType.CreateAnnotations(taskEvent);
             TaskOutboxEntryEntityType.CreateAnnotations(taskOutboxEntry);
+            ApprovalEntityType.CreateAnnotations(approval);
             UsageRecordEntityType.CreateAnnotations(usageRecord);
             WorkspaceEntityType.CreateAnnotations(workspace);
             OpenIddictEntityFrameworkCoreApplicationEntityType.CreateAnnotations(openIddictEntityFrameworkCoreApplication);
