@@ -5,7 +5,7 @@ using Microsoft.EntityFrameworkCore;
 namespace Agentry.Tasks;
 
 /// <summary>What deciding an approval found.</summary>
-public enum ApprovalChange { Done, NotFound, AlreadyDecided }
+public enum ApprovalChange { Done, NotFound, AlreadyDecided, TaskNotWaiting }
 
 /// <summary>A person's decision on an approval: who (id and email, for reasons and events), and why.</summary>
 public sealed record ApprovalDecision(bool Approve, Guid UserId, string UserName, string? Reason)
@@ -60,7 +60,7 @@ internal sealed partial class TaskStore
     /// <summary>
     /// Decides a pending approval. Approved, or denied for an <c>llm</c> agent (which is told and goes on), the task goes
     /// back to the queue to continue its run; denied for a <c>tool</c> agent, whose one call it was, the task ends
-    /// <c>cancelled</c> with the denial as its reason. An approval decided before (or whose task was cancelled) changes nothing.
+    /// <c>cancelled</c> with the denial as its reason. An approval decided before (or whose task was cancelled), or one whose task is not waiting, changes nothing.
     /// </summary>
     public async Task<(ApprovalChange Change, Approval? Approval)> DecideAsync(Guid workspaceId, Guid id, ApprovalDecision decision, CancellationToken ct)
     {
@@ -90,21 +90,27 @@ internal sealed partial class TaskStore
             """;
         var ends = !decision.Approve && kind == Agents.AgentKinds.Tool;
         var notices = 0;
+        List<Guid> moved;
         if (ends)
         {
             var reason = char.ToUpperInvariant(decision.Denial[0]) + decision.Denial[1..];
             parameters["@reason"] = reason;
-            (_, notices) = await TransitionInAsync(db, """
+            (moved, notices) = await TransitionInAsync(db, """
                 "Status" = 'cancelled', "Reason" = @reason, "FinishedAt" = @at
                 """, waiting, [Event(TaskEventTypes.ApprovalDenied, data), Event(TaskEventTypes.Cancelled, new { reason })],
                 outbox: false, "\"Id\"", r => r.GetGuid(0), parameters, final: true, ct);
         }
         else
         {
-            await TransitionInAsync(db, """
+            (moved, _) = await TransitionInAsync(db, """
                 "Status" = 'queued', "RunAt" = @at
                 """, waiting, [Event(decision.Approve ? TaskEventTypes.ApprovalApproved : TaskEventTypes.ApprovalDenied, data)],
                 _outbox, "\"Id\"", r => r.GetGuid(0), parameters, final: false, ct);
+        }
+        if (moved.Count == 0)
+        {
+            // Not waiting (any more): nothing would continue the run, so the decision is not taken (the transaction rolls back).
+            return (ApprovalChange.TaskNotWaiting, approval);
         }
         await transaction.CommitAsync(ct);
         if (notices > 0 || !ends)

@@ -112,6 +112,8 @@ public static class ApprovalEndpoints
                 return NotFound(id);
             case ApprovalChange.AlreadyDecided:
                 return Problem.Conflict("approval_decided", $"Approval {id} is already {approval!.Status}; a decision cannot be changed.");
+            case ApprovalChange.TaskNotWaiting:
+                return Problem.Conflict("task_not_waiting", $"The task of approval {id} is not waiting for it; nothing was decided.");
         }
         d.Events.Notify(approval!.TaskId);
         await d.Audit.RecordAsync(approve ? AuditActions.ApprovalApproved : AuditActions.ApprovalDenied, AuditOutcomes.Success, d.WorkspaceId,

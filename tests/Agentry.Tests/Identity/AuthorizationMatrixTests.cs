@@ -38,6 +38,8 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
         ["SubmitTask"] = new { agentId = Guid.Empty, input = new { } },
         ["SubmitTaskBatch"] = new { tasks = new[] { new { agentId = Guid.Empty } } },
         ["CancelTask"] = new { },
+        ["ApproveToolCall"] = new { reason = "matrix" },
+        ["DenyToolCall"] = new { reason = "matrix" },
         ["RequeueTask"] = new { },
         ["DiscardTask"] = new { },
         ["CreateSchedule"] = new { name = "matrix", agentId = Guid.Empty, cron = "0 0 1 1 *" },
@@ -70,6 +72,7 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
         // A task to read; written directly, since no agent kind this test can make runs without a server to call.
         var task = await _app.InsertTaskAsync(workspace, Guid.Parse(agent));
         var schedule = await _app.InsertScheduleAsync(workspace, Guid.Parse(agent));
+        var approval = await _app.InsertApprovalAsync(workspace, task, Guid.Parse(agent));
         var conversation = await InsertConversationAsync(workspace);
         Principal[] principals =
         [
@@ -93,6 +96,7 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
             ["version"] = "1",
             ["tasks.id"] = task.ToString(),
             ["schedules.id"] = schedule.ToString(),
+            ["approvals.id"] = approval.ToString(),
             ["conversations.id"] = conversation.ToString(),
         };
         var openApi = JsonDocument.Parse(await admin.GetStringAsync("/openapi/v1.json")).RootElement.GetProperty("paths");
