@@ -42,13 +42,8 @@ command -v dotnet >/dev/null || die "dotnet not found"
 command -v curl >/dev/null || die "curl not found"
 
 publish_release
-CHAT_BENCH="$RESULTS/chat-bench"
-if [ "${SKIP_BUILD:-0}" != "1" ] || [ ! -f "$CHAT_BENCH/Agentry.Bench.dll" ]; then
-    log "building bench/ChatBench"
-    dotnet build "$BENCH_DIR/ChatBench" -c Release -o "$CHAT_BENCH" --artifacts-path "$RESULTS/artifacts-chat" \
-        --disable-build-servers -nologo >"$RESULTS/chat-build.log" 2>&1 \
-        || { tail -n 30 "$RESULTS/chat-build.log" >&2; die "build failed (log: $RESULTS/chat-build.log)"; }
-fi
+build_bench "$BENCH_DIR/ChatBench" chat-bench Agentry.Bench
+CHAT_BENCH="$BUILT_DIR"
 
 rm -rf "$RUN"; mkdir -p "$RUN"
 MODEL="$RUN/tiny.gguf"

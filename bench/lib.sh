@@ -193,3 +193,17 @@ publish_release() {
         --disable-build-servers -nologo >"$RESULTS/publish.log" 2>&1 \
         || { tail -n 30 "$RESULTS/publish.log" >&2; die "publish failed (log: $RESULTS/publish.log)"; }
 }
+
+# A benchmark's own console project (bench/ChatBench, bench/McpBench) built into $RESULTS/NAME, with its own artifacts path;
+# SKIP_BUILD=1 reuses the last build.
+build_bench() {  # project-dir name assembly-name -> the output directory in BUILT_DIR
+    local project="$1" name="$2" assembly="$3"
+    BUILT_DIR="$RESULTS/$name"
+    if [ "${SKIP_BUILD:-0}" = "1" ] && [ -f "$BUILT_DIR/$assembly.dll" ]; then
+        return
+    fi
+    log "building ${project#"$ROOT/"}"
+    dotnet build "$project" -c Release -o "$BUILT_DIR" --artifacts-path "$RESULTS/artifacts-$name" \
+        --disable-build-servers -nologo >"$RESULTS/$name-build.log" 2>&1 \
+        || { tail -n 30 "$RESULTS/$name-build.log" >&2; die "build failed (log: $RESULTS/$name-build.log)"; }
+}

@@ -24,6 +24,37 @@ fail_summary() {  # message on stderr, then the summary line last
 ./scripts/services.sh start >&2 || fail_summary "test servers failed to start (see services: lines above)"
 eval "$(./scripts/services.sh env)"
 
+# The reference MCP servers the tool tests run (stdio and Streamable HTTP), pinned, in a git-ignored
+# directory of the checkout. Debian 12's nodejs (18) is installed when node is missing; some of the
+# servers' dependencies declare node >= 20 in "engines" (npm only warns), and they run on 18 for these tests.
+MCP_VERSION=2026.8.31
+MCP_DIR="$ROOT/.mcp-servers"
+install_mcp_servers() {
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        [ "$(id -u)" = 0 ] || { log "node/npm missing and not root: cannot install them"; return 1; }
+        log "installing Debian's nodejs and npm"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm >&2 \
+            || { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm >&2; } || return 1
+    fi
+    local have
+    have="$(node -p "require('$MCP_DIR/node_modules/@modelcontextprotocol/server-everything/package.json').version" 2>/dev/null || true)"
+    if [ "$have" != "$MCP_VERSION" ] || [ ! -f "$MCP_DIR/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js" ]; then
+        log "installing MCP reference servers $MCP_VERSION into $MCP_DIR"
+        mkdir -p "$MCP_DIR"
+        [ -f "$MCP_DIR/package.json" ] || echo '{"private": true}' >"$MCP_DIR/package.json"
+        npm install --prefix "$MCP_DIR" --no-audit --no-fund --save-exact \
+            "@modelcontextprotocol/server-everything@$MCP_VERSION" "@modelcontextprotocol/server-filesystem@$MCP_VERSION" >&2 || return 1
+    fi
+}
+if install_mcp_servers; then
+    export AGENTRY_TEST_NODE="$(command -v node)"
+    export AGENTRY_TEST_MCP_SERVERS="$MCP_DIR/node_modules/@modelcontextprotocol"
+elif [ "${CI:-}" = true ]; then
+    fail_summary "the MCP reference servers could not be installed"
+else
+    log "the MCP reference servers could not be installed; the tests that need them will be skipped"
+fi
+
 # Same behaviour locally and in CI: no telemetry/banners, plain (non-interactive) logger.
 export DOTNET_CLI_TELEMETRY_OPTOUT=1
 export DOTNET_NOLOGO=1

@@ -3,6 +3,7 @@ using Agentry.Chat;
 using Agentry.Data;
 using Agentry.Hosting;
 using Agentry.Identity;
+using Agentry.Mcp;
 using Agentry.Models;
 using Agentry.Sockets;
 using Agentry.Tasks;
@@ -25,6 +26,7 @@ builder.AddEgressGuard();
 builder.AddAgentryIdentity();
 builder.AddAgentryRateLimiting();
 builder.AddUsage();
+builder.AddTools();
 builder.AddTasks();
 builder.AddApprovals();
 builder.AddModels();
@@ -32,6 +34,7 @@ builder.AddEmbeddings();
 builder.AddChat();
 builder.AddOpenAiApi();
 builder.AddWebSocketApi();
+builder.AddMcpEndpoint();
 
 var app = builder.BuildAgentry();
 
@@ -51,8 +54,10 @@ app.MapSchedules();
 app.MapModels();
 app.MapChat();
 app.MapUsage();
+app.MapTools();
 app.MapOpenAiApi();
 app.MapWebSocketApi();
+app.MapMcpEndpoint();
 
 return await app.RunAgentryAsync(args);
 

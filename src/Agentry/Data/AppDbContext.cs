@@ -34,6 +34,7 @@ public abstract class AppDbContext(DbContextOptions options) : DbContext(options
     public DbSet<ConversationMessage> ConversationMessages => Set<ConversationMessage>();
     public DbSet<ConversationEvent> ConversationEvents => Set<ConversationEvent>();
     public DbSet<UsageRecord> UsageRecords => Set<UsageRecord>();
+    public DbSet<McpServer> McpServers => Set<McpServer>();
     public DbSet<Approval> Approvals => Set<Approval>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)

@@ -26,6 +26,9 @@ public sealed class CachedJson<T> : IResult, IStatusCodeHttpResult, IEndpointMet
 
     public static CachedJson<T> Of(byte[] utf8) => new(utf8);
 
+    /// <summary>The body, for callers that answer with it in another form (e.g. an MCP tool result).</summary>
+    internal ReadOnlyMemory<byte> Utf8 => _utf8;
+
     public Task ExecuteAsync(HttpContext httpContext)
     {
         var response = httpContext.Response;

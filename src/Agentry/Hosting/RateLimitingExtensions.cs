@@ -82,8 +82,9 @@ public static class RateLimitingExtensions
             ? buckets.Get(context, RateLimitPolicies.Api, Principal(context))
             : Unlimited;
 
-    /// <summary>The limited API: Agentry's own (/api/v1) and the OpenAI-compatible one (/v1).</summary>
-    private static bool IsApi(PathString path) => path.StartsWithSegments("/api/v1") || path.StartsWithSegments("/v1");
+    /// <summary>The limited API: Agentry's own (/api/v1), the OpenAI-compatible one (/v1) and the MCP endpoint (/mcp).</summary>
+    private static bool IsApi(PathString path) =>
+        path.StartsWithSegments("/api/v1") || path.StartsWithSegments("/v1") || path.StartsWithSegments("/mcp");
 
     /// <summary>Only for authenticated requests: an anonymous one must not spend a workspace's tokens.</summary>
     private static RateLimitPartition<string> WorkspaceBucket(HttpContext context, TokenBuckets buckets) =>

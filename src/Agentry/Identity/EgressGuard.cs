@@ -34,6 +34,24 @@ internal sealed class EgressGuard(IOptions<EgressOptions> options, HostResolver 
         },
     };
 
+    /// <summary>
+    /// Why a URL a user registers for later requests is refused before any request is made (a scheme other than http(s),
+    /// or a literal address the connection rules would refuse); null when it may be kept. A host name is checked on
+    /// every connection instead, since what it resolves to can change.
+    /// </summary>
+    public string? Refuses(Uri uri)
+    {
+        if (!uri.IsAbsoluteUri || uri.Scheme is not ("http" or "https"))
+        {
+            return "The url must be an absolute http or https URL.";
+        }
+        var host = uri.HostNameType == UriHostNameType.IPv6 ? uri.Host.Trim('[', ']') : uri.Host;
+        return IPAddress.TryParse(host, out var address) && EgressAddresses.IsSpecial(address)
+            && !_options.AllowedHosts.Contains(host, StringComparer.OrdinalIgnoreCase) && !_allowedNetworks.Any(n => n.Contains(address))
+            ? $"The url's address {address} is a loopback, private or reserved address; outbound requests may not reach it (see Agentry:Egress:AllowedNetworks)."
+            : null;
+    }
+
     private async ValueTask<Stream> ConnectAsync(SocketsHttpConnectionContext context, CancellationToken cancellationToken)
     {
         var host = context.DnsEndPoint.Host;

@@ -81,7 +81,9 @@ public static class IdentityExtensions
         // is set on the app itself; the branch above sets it only on the branch.
         ((IApplicationBuilder)app).Properties["__AuthenticationMiddlewareSet"] = true;
         // Around the access rules and the endpoints, so it sees the 403s of both.
-        app.UseWhen(static context => context.Request.Path.StartsWithSegments("/api"), static branch => branch.Use(AuditTrail.RecordDenialsAsync));
+        app.UseWhen(
+            static context => context.Request.Path.StartsWithSegments("/api") || context.Request.Path.StartsWithSegments("/mcp"),
+            static branch => branch.Use(AuditTrail.RecordDenialsAsync));
         app.Use(AccessRules.EnforceAsync);
         return app;
     }

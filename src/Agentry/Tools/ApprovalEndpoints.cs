@@ -8,7 +8,6 @@ using Agentry.Workspaces;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
-using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Agentry.Tools;
 
@@ -26,8 +25,6 @@ public static class ApprovalEndpoints
     {
         builder.Services.AddSingleton<ApprovalGate>();
         builder.Services.AddSingleton<ITaskHandler, ToolTaskHandler>();
-        // An installation that connects no tool servers offers no tools; the MCP servers' catalog takes its place.
-        builder.Services.TryAddSingleton<IToolCatalog, EmptyToolCatalog>();
         return builder;
     }
 

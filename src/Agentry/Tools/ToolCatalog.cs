@@ -62,17 +62,3 @@ public sealed class ToolArgumentsException(string tool, IReadOnlyDictionary<stri
 {
     public IReadOnlyDictionary<string, string[]> Errors { get; } = errors;
 }
-
-/// <summary>
-/// The catalog of an installation that connects no tool servers: no tools. Registered unless the MCP servers' catalog is,
-/// so a tool agent's task ends naming the tool no server offers.
-/// </summary>
-internal sealed class EmptyToolCatalog : IToolCatalog
-{
-    public ValueTask<IReadOnlyList<ToolDescriptor>> ListAsync(Guid workspaceId, CancellationToken ct) => ValueTask.FromResult<IReadOnlyList<ToolDescriptor>>([]);
-
-    public ValueTask<ToolDescriptor?> FindAsync(Guid workspaceId, string server, string tool, CancellationToken ct) => ValueTask.FromResult<ToolDescriptor?>(null);
-
-    public ValueTask<CallToolResult> CallAsync(ToolDescriptor tool, JsonElement arguments, ToolCaller caller, CancellationToken ct) =>
-        throw new InvalidOperationException($"No tool server offers '{tool.QualifiedName}'.");
-}

@@ -12,7 +12,7 @@ namespace Agentry.Data.CompiledModels.Postgres
     public partial class PostgresAppDbContextModel
     {
         private PostgresAppDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("ffa653bf-1a03-4450-9993-941ed2f9a166"), entityTypeCount: 23)
+            : base(skipDetectChanges: false, modelId: new Guid("b596dee6-a50c-4895-bce0-59c84d6e2e8b"), entityTypeCount: 24)
         {
         }
 
@@ -35,6 +35,7 @@ namespace Agentry.Data.CompiledModels.Postgres
             var taskEvent = TaskEventEntityType.Create(this);
             var taskOutboxEntry = TaskOutboxEntryEntityType.Create(this);
             var approval = ApprovalEntityType.Create(this);
+            var mcpServer = McpServerEntityType.Create(this);
             var usageRecord = UsageRecordEntityType.Create(this);
             var workspace = WorkspaceEntityType.Create(this);
             var openIddictEntityFrameworkCoreApplication = OpenIddictEntityFrameworkCoreApplicationEntityType.Create(this);
@@ -59,6 +60,7 @@ namespace Agentry.Data.CompiledModels.Postgres
             TaskEventEntityType.CreateForeignKey1(taskEvent, agentTask);
             ApprovalEntityType.CreateForeignKey1(approval, agentTask);
             ApprovalEntityType.CreateForeignKey2(approval, workspace);
+            McpServerEntityType.CreateForeignKey1(mcpServer, workspace);
             OpenIddictEntityFrameworkCoreAuthorizationEntityType.CreateForeignKey1(openIddictEntityFrameworkCoreAuthorization, openIddictEntityFrameworkCoreApplication);
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey1(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreApplication);
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey2(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreAuthorization);
@@ -80,6 +82,7 @@ namespace Agentry.Data.CompiledModels.Postgres
             TaskEventEntityType.CreateAnnotations(taskEvent);
             TaskOutboxEntryEntityType.CreateAnnotations(taskOutboxEntry);
             ApprovalEntityType.CreateAnnotations(approval);
+            McpServerEntityType.CreateAnnotations(mcpServer);
             UsageRecordEntityType.CreateAnnotations(usageRecord);
             WorkspaceEntityType.CreateAnnotations(workspace);
             OpenIddictEntityFrameworkCoreApplicationEntityType.CreateAnnotations(openIddictEntityFrameworkCoreApplication);

@@ -11,7 +11,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
     public partial class SqliteAppDbContextModel
     {
         private SqliteAppDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("c6c906c7-71b2-4766-ba23-f07e2a253b9c"), entityTypeCount: 23)
+            : base(skipDetectChanges: false, modelId: new Guid("08035ed0-238c-40df-9118-5bbbc5cbd978"), entityTypeCount: 24)
         {
         }
 
@@ -34,6 +34,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
             var taskEvent = TaskEventEntityType.Create(this);
             var taskOutboxEntry = TaskOutboxEntryEntityType.Create(this);
             var approval = ApprovalEntityType.Create(this);
+            var mcpServer = McpServerEntityType.Create(this);
             var usageRecord = UsageRecordEntityType.Create(this);
             var workspace = WorkspaceEntityType.Create(this);
             var openIddictEntityFrameworkCoreApplication = OpenIddictEntityFrameworkCoreApplicationEntityType.Create(this);
@@ -58,6 +59,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
             TaskEventEntityType.CreateForeignKey1(taskEvent, agentTask);
             ApprovalEntityType.CreateForeignKey1(approval, agentTask);
             ApprovalEntityType.CreateForeignKey2(approval, workspace);
+            McpServerEntityType.CreateForeignKey1(mcpServer, workspace);
             OpenIddictEntityFrameworkCoreAuthorizationEntityType.CreateForeignKey1(openIddictEntityFrameworkCoreAuthorization, openIddictEntityFrameworkCoreApplication);
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey1(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreApplication);
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey2(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreAuthorization);
@@ -79,6 +81,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
             TaskEventEntityType.CreateAnnotations(taskEvent);
             TaskOutboxEntryEntityType.CreateAnnotations(taskOutboxEntry);
             ApprovalEntityType.CreateAnnotations(approval);
+            McpServerEntityType.CreateAnnotations(mcpServer);
             UsageRecordEntityType.CreateAnnotations(usageRecord);
             WorkspaceEntityType.CreateAnnotations(workspace);
             OpenIddictEntityFrameworkCoreApplicationEntityType.CreateAnnotations(openIddictEntityFrameworkCoreApplication);
