@@ -30,6 +30,14 @@ public abstract record AgentDefinitionInput
 
     /// <summary>Where a signed notice goes when one of the agent's tasks ends (any kind of agent).</summary>
     public AgentWebhook? OnComplete { get; init; }
+
+    /// <summary>A <c>tool</c> agent's one tool, by qualified name (<c>{server}__{tool}</c>); the task's input is its arguments.</summary>
+    [StringLength(AgentContracts.ToolNameMaxLength)]
+    public string? Tool { get; init; }
+
+    /// <summary>Qualified tool names whose calls by this agent wait for a person's approval. On an update, a list sent empty is emptied.</summary>
+    [MaxLength(AgentContracts.MaxAllowedTools)]
+    public List<string>? ApprovalTools { get; init; }
 }
 
 /// <summary>
@@ -84,7 +92,7 @@ public sealed record AgentWebhookResponse(
 public sealed record AgentResponse(
     Guid Id, string Name, string Kind, string? Description, string? Model, string? SystemPrompt,
     IReadOnlyList<string> AllowedTools, IReadOnlyList<string> KnowledgeCollections, AgentLimits Limits, AgentWebhookResponse? Webhook,
-    AgentWebhookResponse? OnComplete, int Version, DateTime CreatedAt, DateTime UpdatedAt);
+    AgentWebhookResponse? OnComplete, string? Tool, IReadOnlyList<string> ApprovalTools, int Version, DateTime CreatedAt, DateTime UpdatedAt);
 
 /// <summary>One immutable version: the agent's name, kind and definition as that change left them.</summary>
 public sealed record AgentVersionResponse(
@@ -93,13 +101,22 @@ public sealed record AgentVersionResponse(
 /// <summary>A stored definition as responses show it: the same fields, with the hooks' secrets left out.</summary>
 public sealed record AgentDefinitionResponse(
     string? Description, string? Model, string? SystemPrompt, IReadOnlyList<string> AllowedTools,
-    IReadOnlyList<string> KnowledgeCollections, AgentLimits Limits, AgentWebhookResponse? Webhook, AgentWebhookResponse? OnComplete);
+    IReadOnlyList<string> KnowledgeCollections, AgentLimits Limits, AgentWebhookResponse? Webhook, AgentWebhookResponse? OnComplete,
+    string? Tool, IReadOnlyList<string> ApprovalTools);
 
-/// <summary>Everything about an agent but its name and kind; stored whole as JSON.</summary>
+/// <summary>
+/// Everything about an agent but its name and kind; stored whole as JSON. Fields added later are optional, so
+/// definitions stored before them still read.
+/// </summary>
 public sealed record AgentDefinition(
     string? Description, string? Model, string? SystemPrompt, IReadOnlyList<string> AllowedTools,
-    IReadOnlyList<string> KnowledgeCollections, AgentLimits Limits, AgentWebhook? Webhook, AgentWebhook? OnComplete = null)
+    IReadOnlyList<string> KnowledgeCollections, AgentLimits Limits, AgentWebhook? Webhook, AgentWebhook? OnComplete = null,
+    string? Tool = null, IReadOnlyList<string>? ApprovalTools = null)
 {
+    /// <summary>The tools whose calls by this agent wait for a person's approval (none for a definition stored before the field existed).</summary>
+    [JsonIgnore]
+    public IReadOnlyList<string> HeldTools => ApprovalTools ?? [];
+
     public string ToJson() => JsonSerializer.Serialize(this, JsonSerializerOptions.Web);
 
     public static AgentDefinition Parse(string json) => JsonSerializer.Deserialize<AgentDefinition>(json, JsonSerializerOptions.Web)!;
@@ -114,6 +131,7 @@ internal static class AgentContracts
     public const int SystemPromptMaxLength = 32_000;
     public const int MaxAllowedTools = 100;
     public const int MaxKnowledgeCollections = 50;
+    public const int ToolNameMaxLength = 200;
     public const int SecretMinLength = 16;
     public const int SecretMaxLength = 200;
     private const int EntryMaxLength = 200;
@@ -122,7 +140,7 @@ internal static class AgentContracts
     /// <summary>A new agent's definition; a hook sent without a secret gets a generated one.</summary>
     public static AgentDefinition ToDefinition(this AgentDocument d) => new(
         d.Description, d.Model, d.SystemPrompt, d.AllowedTools ?? [], d.KnowledgeCollections ?? [],
-        Merge(new AgentLimits(), d.Limits), Keep(null, d.Webhook), Keep(null, d.OnComplete));
+        Merge(new AgentLimits(), d.Limits), Keep(null, d.Webhook), Keep(null, d.OnComplete), d.Tool, d.ApprovalTools ?? []);
 
     /// <summary>
     /// The definition after an update: what was sent replaces, what was left out stays. A webhook is kept
@@ -136,7 +154,9 @@ internal static class AgentContracts
         r.KnowledgeCollections ?? current.KnowledgeCollections,
         Merge(current.Limits, r.Limits),
         kind == AgentKinds.Webhook ? Keep(current.Webhook, r.Webhook) : r.Webhook,
-        Keep(current.OnComplete, r.OnComplete));
+        Keep(current.OnComplete, r.OnComplete),
+        kind == AgentKinds.Tool ? r.Tool ?? current.Tool : r.Tool,
+        r.ApprovalTools ?? current.HeldTools);
 
     /// <summary>The hook as sent (or as it was), with a secret: the one sent, else the current one, else a new one.</summary>
     private static AgentWebhook? Keep(AgentWebhook? current, AgentWebhook? sent) => (sent ?? current) switch
@@ -169,7 +189,44 @@ internal static class AgentContracts
         CheckHook(errors, "onComplete", d.OnComplete);
         CheckEntries(errors, "allowedTools", d.AllowedTools);
         CheckEntries(errors, "knowledgeCollections", d.KnowledgeCollections);
+        CheckTools(errors, kind, d);
         return errors;
+    }
+
+    /// <summary>
+    /// A <c>tool</c> agent names one qualified tool, and only it may be held for approval; an <c>llm</c> agent holds
+    /// only tools it is allowed (holding any other would say nothing: it is never called); a webhook agent calls no tools.
+    /// </summary>
+    private static void CheckTools(Dictionary<string, string[]> errors, string kind, AgentDefinition d)
+    {
+        if (kind == AgentKinds.Tool && d.Tool is null)
+        {
+            errors["tool"] = ["A tool agent needs a tool: its qualified name, {server}__{tool} (GET /api/v1/tools lists them)."];
+        }
+        else if (kind == AgentKinds.Tool && !Tools.ToolDescriptor.TrySplit(d.Tool!, out _, out _))
+        {
+            errors["tool"] = ["The tool must be a qualified name, {server}__{tool}."];
+        }
+        if (kind != AgentKinds.Tool && d.Tool is not null)
+        {
+            errors["tool"] = ["Only tool agents take a tool; llm agents list theirs in allowedTools."];
+        }
+        var held = d.HeldTools;
+        CheckEntries(errors, "approvalTools", held);
+        for (var i = 0; i < held.Count; i++)
+        {
+            var problem = kind switch
+            {
+                AgentKinds.Llm when !d.AllowedTools.Contains(held[i], StringComparer.Ordinal) => "Each entry must be one of the agent's allowedTools.",
+                AgentKinds.Tool when held[i] != d.Tool => "A tool agent can hold only its own tool.",
+                AgentKinds.Webhook => "Webhook agents call no tools.",
+                _ => null,
+            };
+            if (problem is not null && !errors.ContainsKey($"approvalTools[{i}]"))
+            {
+                errors[$"approvalTools[{i}]"] = [problem];
+            }
+        }
     }
 
     /// <summary>The agent as reads show it: no secrets.</summary>
@@ -186,13 +243,14 @@ internal static class AgentContracts
         new(a.Id, a.Name, a.Kind, d.Description, d.Model, d.SystemPrompt, d.AllowedTools, d.KnowledgeCollections, d.Limits,
             View(d.Webhook, reveal && d.Webhook?.Secret != before?.Webhook?.Secret),
             View(d.OnComplete, reveal && d.OnComplete?.Secret != before?.OnComplete?.Secret),
-            a.Version, a.CreatedAt, a.UpdatedAt);
+            d.Tool, d.HeldTools, a.Version, a.CreatedAt, a.UpdatedAt);
 
     public static AgentVersionResponse ToResponse(this AgentVersion v)
     {
         var d = AgentDefinition.Parse(v.Definition);
         return new(v.AgentId, v.Version, v.Name, v.Kind,
-            new(d.Description, d.Model, d.SystemPrompt, d.AllowedTools, d.KnowledgeCollections, d.Limits, View(d.Webhook, false), View(d.OnComplete, false)),
+            new(d.Description, d.Model, d.SystemPrompt, d.AllowedTools, d.KnowledgeCollections, d.Limits, View(d.Webhook, false), View(d.OnComplete, false),
+                d.Tool, d.HeldTools),
             v.CreatedAt, v.CreatedBy);
     }
 
@@ -216,6 +274,8 @@ internal static class AgentContracts
             // Without secrets: an export is meant to be shared; the import generates new ones.
             Webhook = d.Webhook is null ? null : new AgentWebhook(d.Webhook.Url),
             OnComplete = d.OnComplete is null ? null : new AgentWebhook(d.OnComplete.Url),
+            Tool = d.Tool,
+            ApprovalTools = [.. d.HeldTools],
         };
     }
 

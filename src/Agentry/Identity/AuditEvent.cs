@@ -81,6 +81,11 @@ public static class AuditActions
     public const string DocumentAdded = "document.added";
     public const string DocumentDeleted = "document.deleted";
     public const string PermissionDenied = "permission.denied";
+
+    // Governed tool calls by agents (approvals and the allow-list).
+    public const string ToolRefused = "tool.refused";
+    public const string ApprovalApproved = "approval.approved";
+    public const string ApprovalDenied = "approval.denied";
 }
 
 public static class AuditOutcomes
@@ -110,6 +115,10 @@ public static class AuditTargets
     public static string Collection(Guid id) => $"collection:{id}";
 
     public static string Document(Guid id) => $"document:{id}";
+
+    public static string Task(Guid id) => $"task:{id}";
+
+    public static string Approval(Guid id) => $"approval:{id}";
 }
 
 internal sealed class AuditEventConfiguration : IEntityTypeConfiguration<AuditEvent>

@@ -75,17 +75,19 @@ public sealed class AgentTask : ICreatedRow
 
 /// <summary>
 /// Task statuses. A failed attempt that will be retried goes back to <see cref="Queued"/> with a later
-/// run time; <see cref="Succeeded"/>, <see cref="Dead"/> and <see cref="Cancelled"/> are final.
+/// run time; a run that needs a person's approval pauses in <see cref="Waiting"/> (no lease, no worker) until
+/// the approval is decided; <see cref="Succeeded"/>, <see cref="Dead"/> and <see cref="Cancelled"/> are final.
 /// </summary>
 public static class AgentTaskStatus
 {
     public const string Queued = "queued";
     public const string Running = "running";
+    public const string Waiting = "waiting";
     public const string Succeeded = "succeeded";
     public const string Dead = "dead";
     public const string Cancelled = "cancelled";
 
-    public static readonly string[] All = [Queued, Running, Succeeded, Dead, Cancelled];
+    public static readonly string[] All = [Queued, Running, Waiting, Succeeded, Dead, Cancelled];
 
     public static bool IsFinal(string status) => status is Succeeded or Dead or Cancelled;
 }

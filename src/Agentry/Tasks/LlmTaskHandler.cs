@@ -15,6 +15,8 @@ namespace Agentry.Tasks;
 /// agent's model with the tools it allows; while the model answers with tool calls, the tools run and their results go
 /// back, one model call per step. The loop is our own rather than Microsoft.Extensions.AI's function-invoking client
 /// because every step is checked against the agent's limits (steps, tokens, time), traced and reported as it happens.
+/// A tool the agent may not call is never called (the model is told, the refusal audited); a call held for a person's
+/// approval pauses the run with its state (see <see cref="LlmRunState"/>), which continues once the call is decided.
 /// Exceeding a limit, an unknown model or tool, or an input the agent cannot take ends the task <c>dead</c>: a retry
 /// would meet the same. A model or tool server that cannot be reached is retried. A model call is a reply like a
 /// conversation's, so it takes the same settings (<c>Agentry:Chat</c>): at most <c>MaxReplyTokens</c> (never more than
@@ -22,7 +24,7 @@ namespace Agentry.Tasks;
 /// <c>FlushTokens</c>.
 /// </summary>
 internal sealed class LlmTaskHandler(
-    ModelCatalog models, IAgentTools tools, ConversationHistory history, TimeProvider clock, IOptions<ConversationOptions> options,
+    ModelCatalog models, IAgentTools tools, IToolCatalog catalog, ApprovalGate gate, ConversationHistory history, TimeProvider clock, IOptions<ConversationOptions> options,
     ILogger<LlmTaskHandler> logger) : ITaskHandler
 {
     /// <summary>
@@ -56,43 +58,55 @@ internal sealed class LlmTaskHandler(
         var limits = run.Agent.Limits;
         var model = await ModelAsync(run, ct);
         var functions = await ToolsAsync(run, model, ct);
-        List<ChatMessage> messages = run.Agent.SystemPrompt is { Length: > 0 } system ? [new(ChatRole.System, system), .. input] : input;
-        var stepTokens = history.ReplyTokens(model.Model);
-        var trace = new List<LlmStep>();
-        var usage = new LlmUsage(0, 0);
-        for (var step = 1; ; step++)
+        var held = functions.Count == 0 ? new HashSet<string>() : await HeldAsync(run, ct);
+        // A run that paused for an approval continues from the state saved with it, once that is decided.
+        var resumed = held.Count == 0 ? null : await gate.LatestAsync(run.TaskId, ct);
+        var decision = resumed is { RunState: not null, Status: ApprovalStatus.Approved or ApprovalStatus.Denied } ? resumed : null;
+        var state = decision is not null ? LlmRunState.Parse(decision.RunState!) : new LlmRunState
         {
-            var left = limits.MaxTokens - usage.TotalTokens;
+            Messages = run.Agent.SystemPrompt is { Length: > 0 } system ? [new(ChatRole.System, system), .. input] : input,
+        };
+        if (state.Pending is not null)
+        {
+            await FinishStepAsync(run, state, functions, held, decision, ct);
+        }
+        var stepTokens = history.ReplyTokens(model.Model);
+        for (var step = state.Step + 1; ; step++)
+        {
+            var left = limits.MaxTokens - state.Usage.TotalTokens;
             if (left <= 0)
             {
-                throw TokenLimit(run, usage, step - 1);
+                throw TokenLimit(run, state.Usage, step - 1);
             }
             var chat = new ChatOptions { MaxOutputTokens = (int)Math.Min(stepTokens, left), Tools = functions.Count > 0 ? [.. functions] : null };
-            var sent = messages.Count;
+            var sent = state.Messages.Count;
             var started = clock.GetTimestamp();
-            var response = await CallAsync(run, model, messages, chat, step, ct);
+            var response = await CallAsync(run, model, state.Messages, chat, step, ct);
             var duration = clock.GetElapsedTime(started);
-            var used = await UsageAsync(model, messages, response, ct);
-            usage = usage.Add(used);
-            messages.AddRange(response.Messages);
+            var used = await UsageAsync(model, state.Messages, response, ct);
+            state.Usage = state.Usage.Add(used);
+            state.Messages.AddRange(response.Messages);
+            state.Step = step;
 
             var calls = response.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>().ToList();
-            var overTokens = usage.TotalTokens > limits.MaxTokens;
+            var overTokens = state.Usage.TotalTokens > limits.MaxTokens;
             var overSteps = calls.Count > 0 && step >= limits.MaxSteps;
-            List<ToolOutcome> results = calls.Count == 0 || overTokens || overSteps ? [] : await InvokeAsync(run, calls, functions, ct);
-            var record = new LlmStep(
-                step, sent, response.Text, [.. calls.Select(TracedCall)], [.. results.Select(r => r.Trace)], response.FinishReason?.Value,
-                used.InputTokens, used.OutputTokens, (long)duration.TotalMilliseconds);
-            trace.Add(record);
-            await run.Progress.ReportAsync(record, ct);
-
+            state.Pending = new LlmPendingStep
+            {
+                MessagesOut = sent, Text = response.Text, FinishReason = response.FinishReason?.Value, InputTokens = used.InputTokens,
+                OutputTokens = used.OutputTokens, DurationMs = (long)duration.TotalMilliseconds,
+                Calls = calls,
+                // Over a limit the calls are not run: after the last step there is no model call left to read their results.
+                NotRun = overTokens || overSteps,
+            };
+            await FinishStepAsync(run, state, functions, held, decision: null, ct);
             if (overTokens)
             {
-                throw TokenLimit(run, usage, step);
+                throw TokenLimit(run, state.Usage, step);
             }
             if (calls.Count == 0)
             {
-                return new LlmRunResult(response.Text, response.FinishReason?.Value, model.Model.Id, step, usage, trace);
+                return new LlmRunResult(response.Text, response.FinishReason?.Value, model.Model.Id, step, state.Usage, state.Trace);
             }
             if (overSteps)
             {
@@ -100,9 +114,95 @@ internal sealed class LlmTaskHandler(
                     $"Step limit reached: agent '{run.AgentName}' may call its model {limits.MaxSteps} times (limits.maxSteps), " +
                     $"and after the last the model still asked for tools ({string.Join(", ", calls.Select(c => c.Name))}).", retryable: false);
             }
-            messages.Add(new ChatMessage(ChatRole.Tool, [.. results.Select(r => (AIContent)r.Content)]));
         }
     }
+
+    /// <summary>
+    /// Runs the pending step's remaining tool calls one after another, then records the step (trace and progress event)
+    /// and gives the model the results. A held call without a decision pauses the run here (<see cref="TaskWaitingException"/>),
+    /// with the state so far; <paramref name="decision"/> is the decision on the call the run paused at.
+    /// </summary>
+    private async Task FinishStepAsync(
+        TaskRun run, LlmRunState state, IReadOnlyList<AIFunction> functions, IReadOnlySet<string> held, Approval? decision, CancellationToken ct)
+    {
+        var pending = state.Pending!;
+        for (var i = pending.Results.Count; i < pending.Calls.Count && !pending.NotRun; i++)
+        {
+            var call = pending.Calls[i];
+            ToolOutcome outcome;
+            if (held.Contains(call.Name) && call.Exception is null && functions.Any(f => f.Name == call.Name))
+            {
+                if (decision is null || decision.CallId != call.CallId)
+                {
+                    throw new TaskWaitingException(new ApprovalRequest(call.Name, Arguments(call), call.CallId, state.ToJson()));
+                }
+                outcome = decision.Status == ApprovalStatus.Approved
+                    ? await ApprovedAsync(run, decision, call, functions.First(f => f.Name == call.Name), ct)
+                    : Failed(call, $"Error: a person {Denial(decision)}. The call was not made; do not try it again.", Denial(decision));
+                decision = null;
+            }
+            else
+            {
+                outcome = await InvokeAsync(run, call, functions, ct);
+            }
+            pending.Results.Add(outcome.Content);
+            pending.Traced.Add(outcome.Trace);
+        }
+        var record = pending.ToStep(state.Step, TracedCall);
+        state.Trace.Add(record);
+        await run.Progress.ReportAsync(record, ct);
+        if (pending.Results.Count > 0)
+        {
+            state.Messages.Add(new ChatMessage(ChatRole.Tool, [.. pending.Results]));
+        }
+        state.Pending = null;
+    }
+
+    private static string Denial(Approval decision) => new ApprovalDecision(false, Guid.Empty, decision.DecidedByName ?? "a person", decision.Reason).Denial;
+
+    /// <summary>The agent's tools whose calls wait for a person: those its definition holds, and those their server holds.</summary>
+    private async Task<IReadOnlySet<string>> HeldAsync(TaskRun run, CancellationToken ct)
+    {
+        var held = new HashSet<string>(run.Agent.HeldTools, StringComparer.Ordinal);
+        foreach (var name in run.Agent.AllowedTools)
+        {
+            if (!held.Contains(name) && ToolDescriptor.TrySplit(name, out var server, out var tool))
+            {
+                try
+                {
+                    if ((await catalog.FindAsync(run.WorkspaceId, server, tool, ct))?.RequiresApproval == true)
+                    {
+                        held.Add(name);
+                    }
+                }
+                catch (DependencyUnavailableException ex)
+                {
+                    throw new TaskFailedException($"The agent's tools are unavailable: {ex.Message}", retryable: true, ex);
+                }
+            }
+        }
+        return held;
+    }
+
+    /// <summary>The approved call, made once (see <see cref="ApprovalGate.RunOnceAsync"/>); a failure is answered to the model as any tool's.</summary>
+    private async Task<ToolOutcome> ApprovedAsync(TaskRun run, Approval approval, FunctionCallContent call, AIFunction function, CancellationToken ct)
+    {
+        try
+        {
+            var json = await gate.RunOnceAsync(approval, run, async token => JsonSerializer.Serialize(
+                await function.InvokeAsync(new AIFunctionArguments(call.Arguments ?? new Dictionary<string, object?>()), token), AIJsonUtilities.DefaultOptions), ct);
+            var value = JsonSerializer.Deserialize<JsonElement>(json);
+            return new ToolOutcome(new FunctionResultContent(call.CallId, value), TracedResult(call, value));
+        }
+        catch (Exception ex) when (!ct.IsCancellationRequested)
+        {
+            TaskLog.ToolFailed(logger, run.TaskId, call.Name, ex);
+            return Failed(call, "Error: the tool failed.", ex.Message);
+        }
+    }
+
+    private static JsonElement Arguments(FunctionCallContent call) =>
+        JsonSerializer.SerializeToElement(call.Arguments ?? new Dictionary<string, object?>(), AIJsonUtilities.DefaultOptions);
 
     private async Task<ChatModel> ModelAsync(TaskRun run, CancellationToken ct)
     {
@@ -202,36 +302,35 @@ internal sealed class LlmTaskHandler(
     }
 
     /// <summary>
-    /// Runs the calls one after another. A tool that fails, or one the model made up, is answered with an error the model
-    /// can read and react to; the message says only that it failed (tool errors may hold what the model should not see),
-    /// the trace and the log say why.
+    /// Runs one call. A tool that fails is answered with an error the model can read and react to; the message says only
+    /// that it failed (tool errors may hold what the model should not see), the trace and the log say why. A tool the agent
+    /// may not call (not on its allow-list, whatever the model claims) is never called: the model is told it does not
+    /// exist, and the refusal is audited (<c>tool.refused</c>).
     /// </summary>
-    private async Task<List<ToolOutcome>> InvokeAsync(TaskRun run, List<FunctionCallContent> calls, IReadOnlyList<AIFunction> functions, CancellationToken ct)
+    private async Task<ToolOutcome> InvokeAsync(TaskRun run, FunctionCallContent call, IReadOnlyList<AIFunction> functions, CancellationToken ct)
     {
-        var outcomes = new List<ToolOutcome>();
-        foreach (var call in calls)
+        var function = functions.FirstOrDefault(f => f.Name == call.Name);
+        if (function is null)
         {
-            var function = functions.FirstOrDefault(f => f.Name == call.Name);
-            var problem = function is null ? $"There is no tool named '{call.Name}'."
-                : call.Exception is { } unreadable ? $"The arguments could not be read: {unreadable.Message}"
-                : null;
-            if (problem is not null)
-            {
-                outcomes.Add(Failed(call, $"Error: {problem}", problem));
-                continue;
-            }
-            try
-            {
-                var value = await function!.InvokeAsync(new AIFunctionArguments(call.Arguments ?? new Dictionary<string, object?>()), ct);
-                outcomes.Add(new ToolOutcome(new FunctionResultContent(call.CallId, value), TracedResult(call, value)));
-            }
-            catch (Exception ex) when (!ct.IsCancellationRequested)
-            {
-                TaskLog.ToolFailed(logger, run.TaskId, call.Name, ex);
-                outcomes.Add(Failed(call, "Error: the tool failed.", ex.Message));
-            }
+            var problem = $"There is no tool named '{call.Name}'.";
+            await gate.RefusedAsync(run, call.Name, "not on the agent's allowedTools");
+            return Failed(call, $"Error: {problem}", problem);
         }
-        return outcomes;
+        if (call.Exception is { } unreadable)
+        {
+            var problem = $"The arguments could not be read: {unreadable.Message}";
+            return Failed(call, $"Error: {problem}", problem);
+        }
+        try
+        {
+            var value = await function.InvokeAsync(new AIFunctionArguments(call.Arguments ?? new Dictionary<string, object?>()), ct);
+            return new ToolOutcome(new FunctionResultContent(call.CallId, value), TracedResult(call, value));
+        }
+        catch (Exception ex) when (!ct.IsCancellationRequested)
+        {
+            TaskLog.ToolFailed(logger, run.TaskId, call.Name, ex);
+            return Failed(call, "Error: the tool failed.", ex.Message);
+        }
     }
 
     private static ToolOutcome Failed(FunctionCallContent call, string toModel, string error) =>

@@ -26,7 +26,7 @@ public static class TaskEndpoints
             .RequireScope(ApiKeyScopes.TasksRead).RequireCurrentWorkspaceRole(Roles.Viewer);
         group.MapGet("/{id:guid}", GetAsync).WithName("GetTask").WithSummary("Get a task")
             .RequireScope(ApiKeyScopes.TasksRead).RequireCurrentWorkspaceRole(Roles.Viewer);
-        group.MapPost("/{id:guid}/cancel", CancelAsync).WithName("CancelTask").WithSummary("Cancel a task; a running one is told to stop")
+        group.MapPost("/{id:guid}/cancel", CancelAsync).WithName("CancelTask").WithSummary("Cancel a task; a running one is told to stop, a queued or waiting one ends at once")
             .RequireScope(ApiKeyScopes.TasksWrite).RequireCurrentWorkspaceRole(Roles.Member).ProducesProblem(StatusCodes.Status409Conflict);
         group.MapPost("/{id:guid}/requeue", RequeueAsync).WithName("RequeueTask").WithSummary("Put a dead task back on the queue")
             .RequireScope(ApiKeyScopes.TasksWrite).RequireCurrentWorkspaceRole(Roles.Member).ProducesProblem(StatusCodes.Status409Conflict);
@@ -131,7 +131,7 @@ public static class TaskEndpoints
         return change switch
         {
             TaskChange.NotFound => NotFound(id),
-            TaskChange.WrongStatus => Problem.Conflict("task_finished", $"Task {id} has already finished; only a queued or running task can be cancelled."),
+            TaskChange.WrongStatus => Problem.Conflict("task_finished", $"Task {id} has already finished; only a queued, running or waiting task can be cancelled."),
             _ => TypedResults.Accepted($"/api/v1/tasks/{id}", await ReadAsync(db, id, ct)),
         };
     }

@@ -37,6 +37,9 @@ public static class TaskEventTypes
     public const string Cancelled = "cancelled";
     public const string CancelRequested = "cancel_requested";
     public const string Requeued = "requeued";
+    public const string ApprovalRequested = "approval.requested";
+    public const string ApprovalApproved = "approval.approved";
+    public const string ApprovalDenied = "approval.denied";
 }
 
 internal sealed class TaskEventConfiguration : IEntityTypeConfiguration<TaskEvent>

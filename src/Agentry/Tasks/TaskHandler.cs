@@ -41,3 +41,17 @@ public sealed class TaskFailedException(string message, bool retryable, Exceptio
 {
     public bool Retryable { get; } = retryable;
 }
+
+/// <summary>
+/// A handler's call that needs a person's approval: the worker stores <see cref="Request"/> as a pending approval and
+/// the task waits (<see cref="AgentTaskStatus.Waiting"/>) without counting the attempt. Once decided, the task runs
+/// again and the handler finds the decision (the approval gate).
+/// </summary>
+public sealed class TaskWaitingException(ApprovalRequest request)
+    : Exception($"The call of tool '{request.Tool}' waits for a person's approval.")
+{
+    public ApprovalRequest Request { get; } = request;
+}
+
+/// <summary>A call to hold: the tool's qualified name, its arguments, the call's id, and the run's state to resume from (JSON), if any.</summary>
+public sealed record ApprovalRequest(string Tool, JsonElement Arguments, string CallId, string? RunState);

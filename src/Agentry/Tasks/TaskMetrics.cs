@@ -28,9 +28,9 @@ public sealed class TaskMetrics
         _run = meter.CreateHistogram("task_run_seconds", "s", "From started to finished", advice: buckets);
         _slots = meter.CreateCounter<long>("schedule_slots_fired_total", description: "Schedule slots this node claimed, by outcome (task created or refused)");
         meter.CreateObservableGauge("task_queue_depth",
-            () => AgentTaskStatus.All.Where(s => s is AgentTaskStatus.Queued or AgentTaskStatus.Running)
+            () => AgentTaskStatus.All.Where(s => s is AgentTaskStatus.Queued or AgentTaskStatus.Running or AgentTaskStatus.Waiting)
                 .Select(s => new Measurement<long>(_depth.GetValueOrDefault(s), new KeyValuePair<string, object?>("status", s))),
-            description: "Tasks queued and running");
+            description: "Tasks queued, running and waiting for an approval");
         meter.CreateObservableGauge("task_dead_letters", () => _depth.GetValueOrDefault(AgentTaskStatus.Dead), description: "Dead tasks waiting to be requeued or discarded");
         Clock = clock;
     }

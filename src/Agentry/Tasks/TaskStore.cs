@@ -20,7 +20,7 @@ public enum TaskChange { Done, Requested, NotFound, WrongStatus }
 /// its events (and, with RabbitMQ, its outbox row) atomically, so concurrent workers, nodes and
 /// requests cannot both win and a late writer changes nothing.
 /// </summary>
-internal sealed class TaskStore(
+internal sealed partial class TaskStore(
     IServiceScopeFactory scopes, IOptions<StorageOptions> storage, IOptions<TaskOptions> options, TimeProvider clock,
     CompletionNotices notices, TaskSignal signal)
 {
@@ -142,11 +142,11 @@ internal sealed class TaskStore(
             """, [new JsonEvent(TaskEventTypes.Progress, data)], false, "\"Id\"", r => r.GetGuid(0),
             new() { ["@id"] = task.Id, ["@lease"] = task.LeaseId, ["@at"] = clock.UtcNow(), ["@expires"] = clock.UtcNow() + _options.Lease }, ct)).Count == 1;
 
-    /// <summary>How many tasks are queued, running and dead: the queue-depth gauge.</summary>
+    /// <summary>How many tasks are queued, running, waiting and dead: the queue-depth gauge.</summary>
     public async Task<Dictionary<string, long>> DepthAsync(CancellationToken ct)
     {
         var rows = await QueryAsync("""
-            SELECT "Status", COUNT(*) FROM tasks WHERE "Status" IN ('queued', 'running', 'dead') GROUP BY "Status"
+            SELECT "Status", COUNT(*) FROM tasks WHERE "Status" IN ('queued', 'running', 'waiting', 'dead') GROUP BY "Status"
             """, new Dictionary<string, object?>(), r => (Status: r.GetString(0), Count: r.GetInt64(1)), ct);
         return rows.ToDictionary(r => r.Status, r => r.Count);
     }
@@ -201,6 +201,10 @@ internal sealed class TaskStore(
         {
             return TaskChange.Done;
         }
+        if (await CancelWaitingAsync(workspaceId, id, ct))
+        {
+            return TaskChange.Done;
+        }
         if (await ChangeAsync(workspaceId, id, "'running' AND NOT \"CancelRequested\"", """
             "CancelRequested" = TRUE
             """, new EventSpec(TaskEventTypes.CancelRequested), outbox: false, ct))
@@ -232,11 +236,12 @@ internal sealed class TaskStore(
             : await StatusAsync(workspaceId, id, ct) is null ? TaskChange.NotFound : TaskChange.WrongStatus;
 
     private async Task<bool> ChangeAsync(
-        Guid workspaceId, Guid id, string status, string set, EventSpec e, bool outbox, CancellationToken ct, bool final = false) =>
+        Guid workspaceId, Guid id, string status, string set, EventSpec e, bool outbox, CancellationToken ct, bool final = false,
+        Func<AppDbContext, CancellationToken, Task>? alongside = null) =>
         (await TransitionAsync(set, $"""
             "Id" = @id AND "WorkspaceId" = @ws AND "Status" = {status}
             """, [e], outbox, "\"Id\"", r => r.GetGuid(0),
-            new() { ["@id"] = id, ["@ws"] = workspaceId, ["@at"] = clock.UtcNow() }, ct, final)).Count == 1;
+            new() { ["@id"] = id, ["@ws"] = workspaceId, ["@at"] = clock.UtcNow() }, ct, final, alongside)).Count == 1;
 
     private async Task<string?> StatusAsync(Guid workspaceId, Guid id, CancellationToken ct) =>
         (await QueryAsync("""
@@ -256,13 +261,46 @@ internal sealed class TaskStore(
     /// The change ends tasks (succeeded, dead, cancelled): it then also writes the completion notices they
     /// owe (see <see cref="CompletionNotices"/>), in the same transaction.
     /// </param>
+    /// <param name="alongside">Written in the same transaction when the change moved a row (e.g. the approval a pause stores).</param>
     private async Task<List<T>> TransitionAsync<T>(
         string set, string where, IReadOnlyList<EventSpec> events, bool outbox, string returning, Func<DbDataReader, T> read,
-        Dictionary<string, object?> parameters, CancellationToken ct, bool final = false)
+        Dictionary<string, object?> parameters, CancellationToken ct, bool final = false, Func<AppDbContext, CancellationToken, Task>? alongside = null)
     {
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
-        // Event data given as objects travel as parameters @e0, @e1, ….
+        if (!final && alongside is null)
+        {
+            return await _sql.TransitionAsync(db, set, where, Specs(events, parameters), outbox, returning, read, parameters, ct);
+        }
+        // An outer transaction: TaskSql joins it, so the change and what goes with it commit or fail together
+        // (on PostgreSQL this turns one statement into three; ending a task is worth it).
+        await using var transaction = await db.Database.BeginTransactionAsync(ct);
+        var (rows, queued) = await TransitionInAsync(db, set, where, events, outbox, returning, read, parameters, final, ct);
+        if (rows.Count > 0 && alongside is not null)
+        {
+            await alongside(db, ct);
+        }
+        await transaction.CommitAsync(ct);
+        if (queued > 0)
+        {
+            signal.Pulse();
+        }
+        return rows;
+    }
+
+    /// <summary>A transition inside the caller's transaction; for a final one, the notices it owes too (how many).</summary>
+    private async Task<(List<T> Rows, int Notices)> TransitionInAsync<T>(
+        AppDbContext db, string set, string where, IReadOnlyList<EventSpec> events, bool outbox, string returning, Func<DbDataReader, T> read,
+        Dictionary<string, object?> parameters, bool final, CancellationToken ct)
+    {
+        var rows = await _sql.TransitionAsync(db, set, where, Specs(events, parameters), outbox, returning, r => (Id: r.GetGuid(0), Row: read(r)), parameters, ct);
+        var queued = final && rows.Count > 0 ? await notices.EnqueueAsync(db, rows.Select(r => r.Id).ToList(), ct) : 0;
+        return (rows.Select(r => r.Row).ToList(), queued);
+    }
+
+    /// <summary>Event data given as objects travel as parameters @e0, @e1, ….</summary>
+    private static List<EventSpec> Specs(IReadOnlyList<EventSpec> events, Dictionary<string, object?> parameters)
+    {
         var specs = new List<EventSpec>(events.Count);
         for (var i = 0; i < events.Count; i++)
         {
@@ -276,21 +314,7 @@ internal sealed class TaskStore(
                 specs.Add(events[i]);
             }
         }
-        if (!final)
-        {
-            return await _sql.TransitionAsync(db, set, where, specs, outbox, returning, read, parameters, ct);
-        }
-        // An outer transaction: TaskSql joins it, so the final state and its notices commit or fail together
-        // (on PostgreSQL this turns one statement into three; ending a task is worth it).
-        await using var transaction = await db.Database.BeginTransactionAsync(ct);
-        var rows = await _sql.TransitionAsync(db, set, where, specs, outbox, returning, r => (Id: r.GetGuid(0), Row: read(r)), parameters, ct);
-        var queued = rows.Count == 0 ? 0 : await notices.EnqueueAsync(db, rows.Select(r => r.Id).ToList(), ct);
-        await transaction.CommitAsync(ct);
-        if (queued > 0)
-        {
-            signal.Pulse();
-        }
-        return rows.Select(r => r.Row).ToList();
+        return specs;
     }
 
     /// <summary>

@@ -144,6 +144,10 @@ internal sealed partial class TaskWorker(
         {
             return Outcome.Fail(ex.Message, ex.Retryable);
         }
+        catch (TaskWaitingException ex)
+        {
+            return new Outcome(AgentTaskStatus.Waiting, Wait: ex.Request);
+        }
         catch (Exception ex)
         {
             TaskLog.HandlerFailed(logger, task.Id, ex);
@@ -168,6 +172,7 @@ internal sealed partial class TaskWorker(
                     AgentTaskStatus.Succeeded => await store.SucceedAsync(task, outcome.Result, CancellationToken.None),
                     AgentTaskStatus.Cancelled => await store.CancelledAsync(task, CancellationToken.None),
                     AgentTaskStatus.Queued => await store.ReleaseAsync(task, CancellationToken.None),
+                    AgentTaskStatus.Waiting => await store.WaitAsync(task, outcome.Wait!, CancellationToken.None),
                     "lost" => false,
                     _ => await store.FailAsync(task, outcome.Error!, outcome.Retryable, CancellationToken.None),
                 };
@@ -228,7 +233,7 @@ internal sealed partial class TaskWorker(
         await agents.FindAsync(task.AgentId, task.AgentVersion, ct)
             ?? throw new TaskFailedException($"Agent {task.AgentId} has no version {task.AgentVersion}.", retryable: false);
 
-    private sealed record Outcome(string Status, string? Result = null, string? Error = null, bool Retryable = false)
+    private sealed record Outcome(string Status, string? Result = null, string? Error = null, bool Retryable = false, ApprovalRequest? Wait = null)
     {
         public static Outcome Succeed(string? result) => new(AgentTaskStatus.Succeeded, Result: result);
 

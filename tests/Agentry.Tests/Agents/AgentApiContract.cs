@@ -38,7 +38,7 @@ public abstract class AgentApiContract(StorageFixture fixture)
     {
         var (_, client) = await WorkspaceAsync();
         var forged = Guid.CreateVersion7();
-        var created = await (await client.PostJsonAsync(Url, new { id = forged, name = "n", kind = "tool", version = 9, createdAt = "2001-01-01T00:00:00Z", workspaceId = forged }))
+        var created = await (await client.PostJsonAsync(Url, new { id = forged, name = "n", kind = "tool", tool = "srv__noop", version = 9, createdAt = "2001-01-01T00:00:00Z", workspaceId = forged }))
             .ReadAsync<AgentResponse>(HttpStatusCode.Created);
 
         Assert.NotEqual(forged, created.Id);
@@ -70,13 +70,13 @@ public abstract class AgentApiContract(StorageFixture fixture)
         await AssertFieldErrorsAsync(client, new { name = "ftp", kind = "webhook", webhook = new { url = "ftp://example.com/x" } }, "webhook.url");
         await AssertFieldErrorsAsync(client, new { name = "relative", kind = "webhook", webhook = new { url = "/hooks/1" } }, "webhook.url");
         await AssertFieldErrorsAsync(client, new { name = "kind", kind = "robot" }, "kind");
-        await AssertFieldErrorsAsync(client, new { name = "", kind = "tool" }, "name");
+        await AssertFieldErrorsAsync(client, new { name = "", kind = "tool", tool = "srv__noop" }, "name");
         await AssertFieldErrorsAsync(client, new { description = "neither name nor kind" }, "name", "kind");
         await AssertFieldErrorsAsync(client,
-            new { name = "limits", kind = "tool", limits = new { maxSteps = 0, maxTokens = 1_000_001, timeoutSeconds = 3_601 } },
+            new { name = "limits", kind = "tool", tool = "srv__noop", limits = new { maxSteps = 0, maxTokens = 1_000_001, timeoutSeconds = 3_601 } },
             "limits.maxSteps", "limits.maxTokens", "limits.timeoutSeconds");
         await AssertFieldErrorsAsync(client,
-            new { name = "big", kind = "tool", systemPrompt = new string('x', 32_001), allowedTools = Enumerable.Range(0, 101).Select(i => $"t{i}"), knowledgeCollections = Enumerable.Range(0, 51).Select(i => $"c{i}") },
+            new { name = "big", kind = "tool", tool = "srv__noop", systemPrompt = new string('x', 32_001), allowedTools = Enumerable.Range(0, 101).Select(i => $"t{i}"), knowledgeCollections = Enumerable.Range(0, 51).Select(i => $"c{i}") },
             "systemPrompt", "allowedTools", "knowledgeCollections");
 
         var agent = await CreateAsync(client, Llm("valid"));
@@ -252,7 +252,7 @@ public abstract class AgentApiContract(StorageFixture fixture)
         var moved = await (await elsewhere.PostJsonAsync($"{Url}/import", document)).ReadAsync<AgentResponse>(HttpStatusCode.Created);
         Assert.Equal(Definition(source), Definition(moved));
         Assert.Equal("hook", moved.Name);
-        await AssertFieldErrorsAsync(elsewhere, new { name = "no format", kind = "tool" }, ["agentry"], $"{Url}/import");
+        await AssertFieldErrorsAsync(elsewhere, new { name = "no format", kind = "tool", tool = "srv__noop" }, ["agentry"], $"{Url}/import");
     }
 
     [Theory]
@@ -287,7 +287,7 @@ public abstract class AgentApiContract(StorageFixture fixture)
     {
         var (_, client) = await WorkspaceAsync();
         await CreateAsync(client, Llm("thinker"));
-        var tool = await CreateAsync(client, new { name = "hammer", kind = "tool" });
+        var tool = await CreateAsync(client, new { name = "hammer", kind = "tool", tool = "srv__noop" });
 
         var tools = await (await client.GetAsync($"{Url}?kind=tool")).ReadAsync<Page<AgentResponse>>();
         Assert.Equal([tool.Id], tools.Items.Select(a => a.Id));

@@ -231,7 +231,7 @@ public abstract class ConversationApiContract(StorageFixture fixture, PromptReco
         var down = await client.PostJsonAsync(Url, new { model = "down/llama3" });
         await down.AssertProblemAsync(HttpStatusCode.ServiceUnavailable, "service_unavailable");
         Assert.NotNull(down.Headers.RetryAfter);
-        var tool = await (await client.PostJsonAsync("/api/v1/agents", new { name = "t", kind = "tool" })).ReadAsync<JsonElement>(HttpStatusCode.Created);
+        var tool = await (await client.PostJsonAsync("/api/v1/agents", new { name = "t", kind = "tool", tool = "matrix__noop" })).ReadAsync<JsonElement>(HttpStatusCode.Created);
         await (await client.PostJsonAsync(Url, new { agentId = tool.GetProperty("id").GetGuid() })).AssertProblemAsync(HttpStatusCode.UnprocessableEntity, "agent_not_llm");
         await (await client.PostJsonAsync(Url, new { agentId = Guid.CreateVersion7() })).AssertProblemAsync(HttpStatusCode.UnprocessableEntity, "unknown_agent");
         await (await client.PostJsonAsync($"{Url}/{Guid.CreateVersion7()}/messages", new { content = "hi" })).AssertProblemAsync(HttpStatusCode.NotFound, "not_found");

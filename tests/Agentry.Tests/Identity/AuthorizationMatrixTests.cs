@@ -33,11 +33,13 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
         ["UpdateUser"] = new { displayName = "renamed" },
         ["CreateApiKey"] = new { name = "matrix", scopes = new[] { ApiKeyScopes.Chat } },
         ["CreateServiceAccount"] = new { name = "matrix", scopes = new[] { ApiKeyScopes.Chat } },
-        ["CreateAgent"] = new { name = "matrix-" + Guid.NewGuid().ToString("N")[..8], kind = "tool" },
+        ["CreateAgent"] = new { name = "matrix-" + Guid.NewGuid().ToString("N")[..8], kind = "tool", tool = "matrix__noop" },
         ["UpdateAgent"] = new { description = "changed" },
         ["SubmitTask"] = new { agentId = Guid.Empty, input = new { } },
         ["SubmitTaskBatch"] = new { tasks = new[] { new { agentId = Guid.Empty } } },
         ["CancelTask"] = new { },
+        ["ApproveToolCall"] = new { reason = "matrix" },
+        ["DenyToolCall"] = new { reason = "matrix" },
         ["RequeueTask"] = new { },
         ["DiscardTask"] = new { },
         ["CreateSchedule"] = new { name = "matrix", agentId = Guid.Empty, cron = "0 0 1 1 *" },
@@ -51,7 +53,7 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
         ["CreateMcpServer"] = new { name = "matrix-" + Guid.NewGuid().ToString("N")[..8], transport = "stdio", command = "/bin/true" },
         ["UpdateMcpServer"] = new { callTimeoutSeconds = 10 },
         ["CallTool"] = new { arguments = new { } },
-        ["ImportAgent"] = new { agentry = "agent/v1", name = "imported-" + Guid.NewGuid().ToString("N")[..8], kind = "tool" },
+        ["ImportAgent"] = new { agentry = "agent/v1", name = "imported-" + Guid.NewGuid().ToString("N")[..8], kind = "tool", tool = "matrix__noop" },
         ["/mcp/"] = new { jsonrpc = "2.0", id = 1, method = "tools/list" },
         ["CreateCollection"] = new { name = "matrix" },
         ["UpdateCollection"] = new { description = "changed" },
@@ -72,7 +74,7 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
         var keyId = (await (await _app.KeyClient(key).GetAsync("/api/v1/me")).ReadAsync<MeResponse>()).Id;
         var account = (await (await admin.PostJsonAsync($"/api/v1/workspaces/{workspace}/service-accounts", Bodies["CreateServiceAccount"]))
             .ReadAsync<JsonElement>(HttpStatusCode.Created)).GetProperty("id").GetString()!;
-        using var inWorkspace = new HttpRequestMessage(HttpMethod.Post, "/api/v1/agents") { Content = HttpAssertions.Json(new { name = "matrix agent", kind = "tool" }) };
+        using var inWorkspace = new HttpRequestMessage(HttpMethod.Post, "/api/v1/agents") { Content = HttpAssertions.Json(new { name = "matrix agent", kind = "tool", tool = "matrix__noop" }) };
         inWorkspace.Headers.Add(CurrentWorkspace.HeaderName, workspace.ToString());
         var agent = (await (await admin.SendAsync(inWorkspace)).ReadAsync<JsonElement>(HttpStatusCode.Created)).GetProperty("id").GetString()!;
         using var serverInWorkspace = new HttpRequestMessage(HttpMethod.Post, "/api/v1/mcp-servers") { Content = HttpAssertions.Json(new { name = "matrix", transport = "stdio", command = "/bin/true" }) };
@@ -91,6 +93,7 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
         // A task to read; written directly, since no agent kind this test can make runs without a server to call.
         var task = await _app.InsertTaskAsync(workspace, Guid.Parse(agent));
         var schedule = await _app.InsertScheduleAsync(workspace, Guid.Parse(agent));
+        var approval = await _app.InsertApprovalAsync(workspace, task, Guid.Parse(agent));
         var conversation = await InsertConversationAsync(workspace);
         Principal[] principals =
         [
@@ -114,6 +117,7 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
             ["version"] = "1",
             ["tasks.id"] = task.ToString(),
             ["schedules.id"] = schedule.ToString(),
+            ["approvals.id"] = approval.ToString(),
             ["conversations.id"] = conversation.ToString(),
             ["mcp-servers.id"] = mcpServer,
             ["server"] = "matrix",

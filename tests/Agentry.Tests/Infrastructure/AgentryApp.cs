@@ -46,6 +46,24 @@ public sealed partial class AgentryApp(
     private readonly Lock _startLock = new();
     private bool _kestrelStarted;
 
+    /// <summary>
+    /// Stops and disposes the node. A known race of the test factory with a minimal-hosting program
+    /// (dotnet/aspnetcore#40271): stopping the host also ends the program's own Run, which disposes the host while the
+    /// factory is still disposing it; slow stops (stdio tool servers being ended) widen the window. The node is down
+    /// either way, so the second disposal's complaint is not a failure.
+    /// </summary>
+    public override async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await base.DisposeAsync();
+        }
+        catch (ObjectDisposedException)
+        {
+            // Already disposed by the program's Run: see above.
+        }
+    }
+
     public const string AdminEmail = "admin@agentry.test";
     public const string AdminPassword = "test-admin-password";
 

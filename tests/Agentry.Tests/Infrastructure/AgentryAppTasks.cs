@@ -32,6 +32,28 @@ public sealed partial class AgentryApp
         return task.Id;
     }
 
+    /// <summary>Writes a pending approval of a task straight into the database, for tests that need one to read.</summary>
+    public async Task<Guid> InsertApprovalAsync(Guid workspaceId, Guid taskId, Guid agentId)
+    {
+        await using var scope = Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+        var approval = new Agentry.Tools.Approval
+        {
+            Id = Guid.CreateVersion7(),
+            WorkspaceId = workspaceId,
+            TaskId = taskId,
+            AgentId = agentId,
+            Tool = "matrix__noop",
+            Arguments = "{}",
+            CallId = $"task-{taskId}",
+            Status = Agentry.Tools.ApprovalStatus.Pending,
+            RequestedAt = DateTime.UtcNow,
+        };
+        db.Approvals.Add(approval);
+        await db.SaveChangesAsync();
+        return approval.Id;
+    }
+
     /// <summary>Writes a disabled schedule straight into the database, for tests whose agents no handler can run.</summary>
     public async Task<Guid> InsertScheduleAsync(Guid workspaceId, Guid agentId)
     {

@@ -264,7 +264,7 @@ public sealed class McpEndpointTests(McpEndpointFixture fixture) : IClassFixture
         {
             Content = HttpAssertions.Json(kind == "llm"
                 ? new { name = $"agent-{Guid.NewGuid():N}"[..20], kind, model = "local/tiny", systemPrompt = "You are brief." }
-                : (object)new { name = $"agent-{Guid.NewGuid():N}"[..20], kind }),
+                : (object)new { name = $"agent-{Guid.NewGuid():N}"[..20], kind, tool = "everything__echo" }),
         };
         request.Headers.Add(CurrentWorkspace.HeaderName, workspace.ToString());
         return (await (await fixture.Client.SendAsync(request)).ReadAsync<JsonElement>(HttpStatusCode.Created)).GetProperty("id").GetGuid();

@@ -251,7 +251,7 @@ public static class SocketTestData
     public static async Task<Guid> InsertTaskWithEventsAsync(AgentryApp app, Guid workspace, int progress, int padding)
     {
         var admin = await app.AdminClientAsync();
-        using var create = new HttpRequestMessage(HttpMethod.Post, "/api/v1/agents") { Content = HttpAssertions.Json(new { name = $"agent-{Guid.NewGuid():N}", kind = "tool" }) };
+        using var create = new HttpRequestMessage(HttpMethod.Post, "/api/v1/agents") { Content = HttpAssertions.Json(new { name = $"agent-{Guid.NewGuid():N}", kind = "tool", tool = "matrix__noop" }) };
         create.Headers.Add(Agentry.Workspaces.CurrentWorkspace.HeaderName, workspace.ToString());
         var agent = (await (await admin.SendAsync(create)).ReadAsync<JsonElement>(HttpStatusCode.Created)).GetProperty("id").GetGuid();
         var task = await app.InsertTaskAsync(workspace, agent);

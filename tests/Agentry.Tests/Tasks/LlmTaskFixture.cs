@@ -81,7 +81,9 @@ public sealed class TestAgentTools : IAgentTools
 /// calls as <c>delta.tool_calls</c> fragments ending with <c>finish_reason: "tool_calls"</c>, usage in a last chunk when
 /// <c>stream_options.include_usage</c> asks). Models: <c>tools</c> calls <c>get_weather</c> for Paris, then answers with
 /// what the tool message said; <c>loop</c> calls it for Oslo every time; <c>hang</c> writes one delta and then waits
-/// until the client goes away (recorded in <c>aborted</c>).
+/// until the client goes away (recorded in <c>aborted</c>). <c>script</c> replies with the tool calls its last user message
+/// scripts (<c>{"calls": [{"name": …, "arguments": {…}}]}</c>: a model whose reply a prompt injection wrote), and once
+/// tool messages came back, with their contents (<c>Done: …</c>).
 /// </summary>
 internal static class LlmStandIn
 {
@@ -89,7 +91,8 @@ internal static class LlmStandIn
         {"object":"list","data":[
           {"id":"tools","object":"model","created":1746000000,"owned_by":"standin"},
           {"id":"loop","object":"model","created":1746000000,"owned_by":"standin"},
-          {"id":"hang","object":"model","created":1746000000,"owned_by":"standin"}
+          {"id":"hang","object":"model","created":1746000000,"owned_by":"standin"},
+          {"id":"script","object":"model","created":1746000000,"owned_by":"standin"}
         ]}
         """;
 
@@ -105,6 +108,8 @@ internal static class LlmStandIn
                 Text(model, ["Forecast: ", Content(toolMessage.GetProperty("content"))], includeUsage, 30, 7),
             "tools" => ToolCall(model, "call_paris", "Paris", includeUsage, 20, 5),
             "loop" => ToolCall(model, $"call_oslo_{Guid.NewGuid():N}", "Oslo", includeUsage, 20, 5),
+            "script" when Last(request, "assistant") > Last(request, "user") => Text(model, ["Done: ", string.Join(" | ", ToolContents(request))], includeUsage, 30, 7),
+            "script" => Scripted(model, request, includeUsage),
             _ => [Chunk(model, """{"role":"assistant","content":"Thinking"}""", null)],
         };
         await StandInServer.StreamAsync(context.Response, "text/event-stream", chunks.Select(data => $"data: {data}\n\n"));
@@ -121,6 +126,36 @@ internal static class LlmStandIn
             return;
         }
         await context.Response.WriteAsync("data: [DONE]\n\n");
+    }
+
+    private static int Last(JsonElement request, string role) =>
+        request.GetProperty("messages").EnumerateArray().Select((m, i) => (m, i)).LastOrDefault(x => x.m.GetProperty("role").GetString() == role, (default, -1)).Item2;
+
+    /// <summary>The contents of the tool messages after the last assistant message with tool calls.</summary>
+    private static IEnumerable<string> ToolContents(JsonElement request) =>
+        request.GetProperty("messages").EnumerateArray().Skip(Last(request, "assistant") + 1)
+            .Where(m => m.GetProperty("role").GetString() == "tool").Select(m => Content(m.GetProperty("content")));
+
+    /// <summary>The calls the last user message scripts, one <c>tool_calls</c> entry each, ids <c>call_0</c>, <c>call_1</c>, ….</summary>
+    private static IEnumerable<string> Scripted(string model, JsonElement request, bool includeUsage)
+    {
+        var user = request.GetProperty("messages").EnumerateArray().Last(m => m.GetProperty("role").GetString() == "user");
+        var calls = JsonDocument.Parse(Content(user.GetProperty("content"))).RootElement.GetProperty("calls").EnumerateArray().ToList();
+        return calls.SelectMany((call, i) =>
+            {
+                var head = i == 0 ? "\"role\":\"assistant\",\"content\":null," : "";
+                var name = JsonSerializer.Serialize(call.GetProperty("name").GetString());
+                var arguments = JsonSerializer.Serialize(call.GetProperty("arguments").GetRawText());
+                return new[]
+                {
+                    Chunk(model, "{" + head + $$$"""
+                        "tool_calls":[{"index":{{{i}}},"id":"call_{{{i}}}","type":"function","function":{"name":{{{name}}},"arguments":""}}]}
+                        """, null),
+                    Chunk(model, $$$"""{"tool_calls":[{"index":{{{i}}},"function":{"arguments":{{{arguments}}}}}]}""", null),
+                };
+            })
+            .Append(Chunk(model, "{}", "tool_calls"))
+            .Concat(includeUsage ? [Usage(model, 20, 5)] : []);
     }
 
     /// <summary>Message content is a string, or an array of text parts in the newer form.</summary>

@@ -211,8 +211,8 @@ public abstract class WebhookTaskContract(StorageFixture fixture) : IAsyncLifeti
         {
             (new { name = "short", kind = "webhook", webhook = new { url = "https://h.example.com", secret = "too-short" } }, "webhook.secret"),
             (new { name = "long", kind = "webhook", webhook = new { url = "https://h.example.com", secret = new string('s', 201) } }, "webhook.secret"),
-            (new { name = "done", kind = "tool", onComplete = new { url = "mailto:ops@example.com" } }, "onComplete.url"),
-            (new { name = "done2", kind = "tool", onComplete = new { url = "https://h.example.com", secret = "x" } }, "onComplete.secret"),
+            (new { name = "done", kind = "tool", tool = "srv__noop", onComplete = new { url = "mailto:ops@example.com" } }, "onComplete.url"),
+            (new { name = "done2", kind = "tool", tool = "srv__noop", onComplete = new { url = "https://h.example.com", secret = "x" } }, "onComplete.secret"),
         })
         {
             var errors = (await (await _client.PostJsonAsync(Agents, body)).AssertProblemAsync(HttpStatusCode.BadRequest, "validation_failed")).GetProperty("errors");

@@ -12,7 +12,7 @@ namespace Agentry.Data.CompiledModels.Postgres
     public partial class PostgresAppDbContextModel
     {
         private PostgresAppDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("1ca09be3-1140-4498-b928-f7c680e8dba8"), entityTypeCount: 26)
+            : base(skipDetectChanges: false, modelId: new Guid("a8bddc30-d51e-40ff-ba1f-df8839c84580"), entityTypeCount: 27)
         {
         }
 
@@ -37,6 +37,7 @@ namespace Agentry.Data.CompiledModels.Postgres
             var schedule = ScheduleEntityType.Create(this);
             var taskEvent = TaskEventEntityType.Create(this);
             var taskOutboxEntry = TaskOutboxEntryEntityType.Create(this);
+            var approval = ApprovalEntityType.Create(this);
             var mcpServer = McpServerEntityType.Create(this);
             var usageRecord = UsageRecordEntityType.Create(this);
             var workspace = WorkspaceEntityType.Create(this);
@@ -63,6 +64,8 @@ namespace Agentry.Data.CompiledModels.Postgres
             ScheduleEntityType.CreateForeignKey1(schedule, agent);
             ScheduleEntityType.CreateForeignKey2(schedule, workspace);
             TaskEventEntityType.CreateForeignKey1(taskEvent, agentTask);
+            ApprovalEntityType.CreateForeignKey1(approval, agentTask);
+            ApprovalEntityType.CreateForeignKey2(approval, workspace);
             McpServerEntityType.CreateForeignKey1(mcpServer, workspace);
             OpenIddictEntityFrameworkCoreAuthorizationEntityType.CreateForeignKey1(openIddictEntityFrameworkCoreAuthorization, openIddictEntityFrameworkCoreApplication);
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey1(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreApplication);
@@ -87,6 +90,7 @@ namespace Agentry.Data.CompiledModels.Postgres
             ScheduleEntityType.CreateAnnotations(schedule);
             TaskEventEntityType.CreateAnnotations(taskEvent);
             TaskOutboxEntryEntityType.CreateAnnotations(taskOutboxEntry);
+            ApprovalEntityType.CreateAnnotations(approval);
             McpServerEntityType.CreateAnnotations(mcpServer);
             UsageRecordEntityType.CreateAnnotations(usageRecord);
             WorkspaceEntityType.CreateAnnotations(workspace);

@@ -11,7 +11,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
     public partial class SqliteAppDbContextModel
     {
         private SqliteAppDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("632ad301-922e-4074-8504-9f4aebb2a040"), entityTypeCount: 26)
+            : base(skipDetectChanges: false, modelId: new Guid("f49a32ab-a717-40e7-b351-dfc316e2ce90"), entityTypeCount: 27)
         {
         }
 
@@ -36,6 +36,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
             var schedule = ScheduleEntityType.Create(this);
             var taskEvent = TaskEventEntityType.Create(this);
             var taskOutboxEntry = TaskOutboxEntryEntityType.Create(this);
+            var approval = ApprovalEntityType.Create(this);
             var mcpServer = McpServerEntityType.Create(this);
             var usageRecord = UsageRecordEntityType.Create(this);
             var workspace = WorkspaceEntityType.Create(this);
@@ -62,6 +63,8 @@ namespace Agentry.Data.CompiledModels.Sqlite
             ScheduleEntityType.CreateForeignKey1(schedule, agent);
             ScheduleEntityType.CreateForeignKey2(schedule, workspace);
             TaskEventEntityType.CreateForeignKey1(taskEvent, agentTask);
+            ApprovalEntityType.CreateForeignKey1(approval, agentTask);
+            ApprovalEntityType.CreateForeignKey2(approval, workspace);
             McpServerEntityType.CreateForeignKey1(mcpServer, workspace);
             OpenIddictEntityFrameworkCoreAuthorizationEntityType.CreateForeignKey1(openIddictEntityFrameworkCoreAuthorization, openIddictEntityFrameworkCoreApplication);
             OpenIddictEntityFrameworkCoreTokenEntityType.CreateForeignKey1(openIddictEntityFrameworkCoreToken, openIddictEntityFrameworkCoreApplication);
@@ -86,6 +89,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
             ScheduleEntityType.CreateAnnotations(schedule);
             TaskEventEntityType.CreateAnnotations(taskEvent);
             TaskOutboxEntryEntityType.CreateAnnotations(taskOutboxEntry);
+            ApprovalEntityType.CreateAnnotations(approval);
             McpServerEntityType.CreateAnnotations(mcpServer);
             UsageRecordEntityType.CreateAnnotations(usageRecord);
             WorkspaceEntityType.CreateAnnotations(workspace);
