@@ -5,6 +5,8 @@ using Agentry.Chat;
 using Agentry.Data;
 using Agentry.Hosting;
 using Agentry.Identity;
+using Agentry.Knowledge;
+using Agentry.Models;
 using Agentry.Tasks;
 using Agentry.Usage;
 using Agentry.Workspaces;
@@ -35,8 +37,9 @@ internal sealed record PlatformTool(
 }
 
 /// <summary>
-/// list_agents, create_task, get_task and chat_with_agent: each runs the code its REST endpoint runs (the same
-/// submission path with its validation and idempotency, the same queries scoped to the workspace, the same chat path).
+/// list_agents, create_task, get_task, chat_with_agent and search_knowledge: each runs the code its REST endpoint runs
+/// (the same submission path with its validation and idempotency, the same queries scoped to the workspace, the same
+/// chat path, the same search).
 /// </summary>
 internal static class PlatformTools
 {
@@ -74,6 +77,16 @@ internal static class PlatformTools
               "message":{"type":"string","minLength":1,"description":"The user message."}},
              "required":["agentId","message"],"additionalProperties":false}
             """), ChatWithAgentAsync),
+        new("search_knowledge", "Search a knowledge collection by meaning (vector), words (keyword) or both (hybrid, the default); returns the best chunks with their document, position and score.",
+            ApiKeyScopes.KnowledgeRead, Roles.Viewer, Schema($$$"""
+            {"type":"object","properties":{
+              "collectionId":{"type":"string","format":"uuid","description":"The collection to search (GET /api/v1/collections)."},
+              "query":{"type":"string","minLength":1,"maxLength":4000,"description":"What to look for."},
+              "topK":{"type":"integer","minimum":1,"description":"How many chunks (default {{{SearchEndpoints.DefaultTopK}}})."},
+              "mode":{"type":"string","enum":["{{{SearchModes.Vector}}}","{{{SearchModes.Keyword}}}","{{{SearchModes.Hybrid}}}"],"description":"Default hybrid."},
+              "documentIds":{"type":"array","items":{"type":"string","format":"uuid"},"maxItems":100,"description":"Only chunks of these documents."}},
+             "required":["collectionId","query"],"additionalProperties":false}
+            """), SearchKnowledgeAsync),
     ];
 
     public static PlatformTool? Find(string name) => All.FirstOrDefault(t => t.Name == name);
@@ -83,6 +96,11 @@ internal static class PlatformTools
     private sealed record GetTaskArguments([property: Required] Guid? Id);
 
     private sealed record ChatArguments([property: Required] Guid? AgentId, [property: Required] string? Message);
+
+    private sealed record SearchKnowledgeArguments(
+        [property: Required] Guid? CollectionId, [property: Required, StringLength(4_000, MinimumLength = 1)] string? Query, int? TopK,
+        [property: AllowedValues(null, SearchModes.Vector, SearchModes.Keyword, SearchModes.Hybrid, ErrorMessage = "The mode must be one of: vector, keyword, hybrid.")] string? Mode,
+        [property: MaxLength(100)] IReadOnlyList<Guid>? DocumentIds);
 
     private static async Task<CallToolResult> ListAgentsAsync(McpCall call, JsonElement arguments, CancellationToken ct)
     {
@@ -158,6 +176,30 @@ internal static class PlatformTools
         {
             return McpToolResults.Error(ex.Message);
         }
+    }
+
+    private static async Task<CallToolResult> SearchKnowledgeAsync(McpCall call, JsonElement arguments, CancellationToken ct)
+    {
+        if (!TryRead<SearchKnowledgeArguments>(arguments, out var args, out var invalid))
+        {
+            return invalid;
+        }
+        var services = call.Http.RequestServices;
+        var request = new SearchRequest
+        {
+            Query = args.Query!, TopK = args.TopK, Mode = args.Mode,
+            Filter = args.DocumentIds is { Count: > 0 } ids ? new SearchFilter { DocumentIds = ids } : null,
+        };
+        var found = await SearchEndpoints.SearchAsync(
+            args.CollectionId!.Value, request, call.Workspace, services.GetRequiredService<AppDbContext>(),
+            services.GetRequiredService<KnowledgeSearch>(), services.GetRequiredService<EmbeddingModels>(),
+            services.GetRequiredService<IOptions<KnowledgeOptions>>(), ct);
+        return found.Result switch
+        {
+            Ok<SearchResponse> { Value: { } hits } => McpToolResults.Json(hits, call.Json),
+            ProblemHttpResult problem => McpToolResults.Error(problem),
+            var other => throw new InvalidOperationException($"Unexpected result {other.GetType().Name}."),
+        };
     }
 
     /// <summary>

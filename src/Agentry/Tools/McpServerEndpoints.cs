@@ -4,6 +4,7 @@ using Agentry.Identity;
 using Agentry.Workspaces;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
+using ZiggyCreatures.Caching.Fusion;
 
 namespace Agentry.Tools;
 
@@ -28,7 +29,7 @@ public static class McpServerEndpoints
 
     internal static async Task<Results<Created<McpServerResponse>, ProblemHttpResult>> CreateAsync(
         CreateMcpServerRequest request, CurrentWorkspace workspace, Caller caller, AppDbContext db, McpSupervisor supervisor,
-        McpSecretProtection secrets, EgressGuard egress, TimeProvider clock, AuditTrail audit, CancellationToken ct)
+        McpSecretProtection secrets, EgressGuard egress, IFusionCache cache, TimeProvider clock, AuditTrail audit, CancellationToken ct)
     {
         var spec = request.ToSpec();
         if (McpServerContracts.Check(spec, egress.Refuses) is { Count: > 0 } errors)
@@ -61,6 +62,7 @@ public static class McpServerEndpoints
         {
             return NameTaken(server.Name);
         }
+        await cache.RemoveByTagAsync(McpToolCatalog.Tag(workspace.Id), token: CancellationToken.None);
         await audit.RecordAsync(McpAuditActions.ServerCreated, AuditOutcomes.Success, workspace.Id, Target(id),
             new { name = server.Name, transport = server.Transport, environment = spec.Environment.Keys, headers = spec.Headers.Keys });
         return TypedResults.Created($"/api/v1/mcp-servers/{id}", server.ToResponse(supervisor.StatusOf(server)));
@@ -86,7 +88,7 @@ public static class McpServerEndpoints
 
     internal static async Task<Results<Ok<McpServerResponse>, ProblemHttpResult>> UpdateAsync(
         Guid id, UpdateMcpServerRequest request, CurrentWorkspace workspace, AppDbContext db, McpSupervisor supervisor,
-        McpSecretProtection secrets, EgressGuard egress, TimeProvider clock, AuditTrail audit, CancellationToken ct)
+        McpSecretProtection secrets, EgressGuard egress, IFusionCache cache, TimeProvider clock, AuditTrail audit, CancellationToken ct)
     {
         var server = await db.McpServers.FirstOrDefaultAsync(s => s.WorkspaceId == workspace.Id && s.Id == id, ct);
         if (server is null)
@@ -110,6 +112,7 @@ public static class McpServerEndpoints
         {
             return NameTaken(spec.Name);
         }
+        await cache.RemoveByTagAsync(McpToolCatalog.Tag(workspace.Id), token: CancellationToken.None);
         await supervisor.StopAsync(id);
         await audit.RecordAsync(McpAuditActions.ServerUpdated, AuditOutcomes.Success, workspace.Id, Target(id),
             new { name = server.Name, environment = request.Environment?.Keys, headers = request.Headers?.Keys });
@@ -117,13 +120,14 @@ public static class McpServerEndpoints
     }
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
-        Guid id, CurrentWorkspace workspace, AppDbContext db, McpSupervisor supervisor, AuditTrail audit, CancellationToken ct)
+        Guid id, CurrentWorkspace workspace, AppDbContext db, McpSupervisor supervisor, IFusionCache cache, AuditTrail audit, CancellationToken ct)
     {
         var deleted = await db.McpServers.Where(s => s.WorkspaceId == workspace.Id && s.Id == id).ExecuteDeleteAsync(ct);
         if (deleted == 0)
         {
             return NotFound(id);
         }
+        await cache.RemoveByTagAsync(McpToolCatalog.Tag(workspace.Id), token: CancellationToken.None);
         await supervisor.StopAsync(id);
         await audit.RecordAsync(McpAuditActions.ServerDeleted, AuditOutcomes.Success, workspace.Id, Target(id));
         return TypedResults.NoContent();

@@ -4,6 +4,7 @@ using Agentry.Data;
 using Agentry.Hosting;
 using Agentry.Identity;
 using Microsoft.EntityFrameworkCore;
+using ZiggyCreatures.Caching.Fusion;
 using ModelContextProtocol;
 using ModelContextProtocol.Client;
 using ModelContextProtocol.Protocol;
@@ -13,16 +14,17 @@ namespace Agentry.Tools;
 /// <summary>
 /// The tools of the workspaces' registered MCP servers, from this node's supervised sessions, and the one governed way
 /// to call them: the arguments are checked against the tool's schema, the server's timeout applies, and every call,
-/// whatever its outcome, is counted and audited (argument names only, never values).
+/// whatever its outcome, is counted and audited (argument names only, never values). The workspace's server rows are
+/// cached (tagged <see cref="Tag"/>, dropped by every change through the API), so a call reads no row on its way.
 /// </summary>
 internal sealed class McpToolCatalog(
-    McpSupervisor supervisor, IServiceScopeFactory scopes, ToolMetrics metrics, TimeProvider clock) : IToolCatalog
+    McpSupervisor supervisor, IServiceScopeFactory scopes, IFusionCache cache, ToolMetrics metrics, TimeProvider clock) : IToolCatalog
 {
     public const string AuditAction = "tool.call";
 
     public async ValueTask<IReadOnlyList<ToolDescriptor>> ListAsync(Guid workspaceId, CancellationToken ct)
     {
-        var servers = await LoadAsync(workspaceId, null, ct);
+        var servers = await LoadAsync(workspaceId, ct);
         var lists = await Task.WhenAll(servers.Select(async server =>
         {
             try
@@ -39,7 +41,7 @@ internal sealed class McpToolCatalog(
 
     public async ValueTask<ToolDescriptor?> FindAsync(Guid workspaceId, string server, string tool, CancellationToken ct)
     {
-        if (await LoadAsync(workspaceId, server, ct) is not [var row])
+        if ((await LoadAsync(workspaceId, ct)).FirstOrDefault(s => s.Name == server) is not { } row)
         {
             return null;
         }
@@ -91,7 +93,7 @@ internal sealed class McpToolCatalog(
             throw new ToolArgumentsException(tool.QualifiedName, errors);
         }
         // The server as it is now, in the caller's workspace: deleted or disabled since the tool was found means unavailable.
-        var server = (await LoadAsync(caller.WorkspaceId, tool.Server, ct)).FirstOrDefault(s => s.Id == tool.ServerId)
+        var server = (await LoadAsync(caller.WorkspaceId, ct)).FirstOrDefault(s => s.Id == tool.ServerId)
             ?? throw new DependencyUnavailableException($"MCP server '{tool.Server}' is no longer registered or enabled in this workspace.");
         var session = supervisor.For(server);
         var client = await session.ConnectAsync(ct);
@@ -137,15 +139,23 @@ internal sealed class McpToolCatalog(
             });
     }
 
-    /// <summary>The workspace's enabled servers (or the one named), as stored now.</summary>
-    private async Task<List<McpServer>> LoadAsync(Guid workspaceId, string? name, CancellationToken ct)
-    {
-        await using var scope = scopes.CreateAsyncScope();
-        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
-        return await db.McpServers.AsNoTracking()
-            .Where(s => s.WorkspaceId == workspaceId && s.Enabled && (name == null || s.Name == name))
-            .OrderBy(s => s.Name).ToListAsync(ct);
-    }
+    /// <summary>The cache tag of a workspace's server rows: whatever changes a row removes it.</summary>
+    public static string Tag(Guid workspaceId) => $"mcp-servers:{workspaceId}";
+
+    /// <summary>The workspace's enabled servers by name, as stored (cached; shared by callers, so never changed).</summary>
+    private ValueTask<McpServer[]> LoadAsync(Guid workspaceId, CancellationToken ct) =>
+        cache.GetOrSetAsync(
+            $"mcp-servers:{workspaceId}",
+            async token =>
+            {
+                await using var scope = scopes.CreateAsyncScope();
+                var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+                return await db.McpServers.AsNoTracking()
+                    .Where(s => s.WorkspaceId == workspaceId && s.Enabled)
+                    .OrderBy(s => s.Name).ToArrayAsync(token);
+            },
+            tags: [Tag(workspaceId)],
+            token: ct);
 
     private static ToolDescriptor[] Describe(McpServer server, IReadOnlyList<Tool> tools)
     {

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
 using Agentry.Tests.Chat;
+using Agentry.Tests.Knowledge;
 using Agentry.Tests.Infrastructure;
 using Agentry.Tools;
 using Microsoft.Extensions.DependencyInjection;
@@ -19,7 +20,9 @@ public sealed class McpEndpointFixture : SqliteFixture
 
     public EverythingToolCatalog Catalog { get; } = new();
 
-    protected override IReadOnlyDictionary<string, string?> Extra => ChatSettings.For(_model);
+    private readonly Dictionary<string, string?> _knowledge = KnowledgeSettings.For(TempFiles.Directory());
+
+    protected override IReadOnlyDictionary<string, string?> Extra => _knowledge.With(ChatSettings.For(_model));
 
     protected override Action<IServiceCollection> Services => services => services.AddSingleton<IToolCatalog>(Catalog);
 

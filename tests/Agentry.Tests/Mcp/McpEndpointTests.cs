@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using System.Text.Json;
 using Agentry.Identity;
 using Agentry.Tests.Chat;
+using Agentry.Tests.Knowledge;
 using Agentry.Tests.Infrastructure;
 using Agentry.Tools;
 using Agentry.Workspaces;
@@ -19,9 +20,9 @@ namespace Agentry.Tests.Mcp;
 /// </summary>
 public sealed class McpEndpointTests(McpEndpointFixture fixture) : IClassFixture<McpEndpointFixture>
 {
-    private static readonly string[] PlatformTools = ["list_agents", "create_task", "get_task", "chat_with_agent"];
+    private static readonly string[] PlatformTools = ["list_agents", "create_task", "get_task", "chat_with_agent", "search_knowledge"];
     private static readonly string[] MemberScopes =
-        [ApiKeyScopes.ToolsCall, ApiKeyScopes.AgentsRead, ApiKeyScopes.TasksRead, ApiKeyScopes.TasksWrite, ApiKeyScopes.Chat];
+        [ApiKeyScopes.ToolsCall, ApiKeyScopes.AgentsRead, ApiKeyScopes.TasksRead, ApiKeyScopes.TasksWrite, ApiKeyScopes.Chat, ApiKeyScopes.KnowledgeRead];
 
     private readonly AgentryApp _app = fixture.App;
 
@@ -250,6 +251,43 @@ public sealed class McpEndpointTests(McpEndpointFixture fixture) : IClassFixture
         Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.TooManyRequests, HttpStatusCode.TooManyRequests], statuses);
         await refused!.AssertProblemAsync(HttpStatusCode.TooManyRequests, "rate_limited");
         Assert.InRange(int.Parse(Assert.Single(refused!.Headers.GetValues("Retry-After"))), 1, 60);
+    }
+
+    [Fact]
+    public async Task Search_knowledge_finds_the_chunks_the_rest_search_finds_and_only_in_the_callers_workspace()
+    {
+        var workspace = await _app.CreateWorkspaceAsync();
+        var admin = await _app.UserClientAsync(workspace, Roles.Admin);
+        var collection = await admin.CreateCollectionAsync();
+        var otter = await admin.AddAsync(collection.Id, "otters.md", "# Otters\n\nSea otters hold hands while they sleep so they do not drift apart.");
+        var kelp = await admin.AddAsync(collection.Id, "kelp.md", "# Kelp\n\nGiant kelp grows up to half a metre a day in cold coastal water.");
+        Assert.Equal("ready", (await admin.SettledAsync(collection.Id, otter.Id)).Status);
+        Assert.Equal("ready", (await admin.SettledAsync(collection.Id, kelp.Id)).Status);
+        var rest = await admin.SearchAsync(collection.Id, "why do otters hold hands", "hybrid", topK: 2);
+
+        await using var client = await ConnectAsync(_app.KeyClient(await AgentryApp.CreateApiKeyAsync(fixture.Client, workspace, [ApiKeyScopes.ToolsCall, ApiKeyScopes.KnowledgeRead])));
+        var found = await CallAsync(client, "search_knowledge", new() { ["collectionId"] = collection.Id, ["query"] = "why do otters hold hands", ["topK"] = 2 });
+        Assert.Equal("hybrid", found.GetProperty("mode").GetString());
+        var hits = found.GetProperty("results").EnumerateArray().ToList();
+        Assert.Equal(rest.Results.Select(h => h.ChunkId), hits.Select(h => h.GetProperty("chunkId").GetGuid()));
+        Assert.Equal(otter.Id, hits[0].GetProperty("documentId").GetGuid());
+        Assert.Contains("hold hands", hits[0].GetProperty("text").GetString());
+
+        var onlyKelp = await CallAsync(client, "search_knowledge", new()
+        {
+            ["collectionId"] = collection.Id, ["query"] = "otters", ["mode"] = "keyword", ["documentIds"] = new[] { kelp.Id },
+        });
+        Assert.All(onlyKelp.GetProperty("results").EnumerateArray(), h => Assert.Equal(kelp.Id, h.GetProperty("documentId").GetGuid()));
+
+        Assert.Contains("mode", await ToolErrorAsync(client, "search_knowledge", new() { ["collectionId"] = collection.Id, ["query"] = "x", ["mode"] = "fuzzy" }));
+        Assert.Contains("query", await ToolErrorAsync(client, "search_knowledge", new() { ["collectionId"] = collection.Id }));
+
+        // Another workspace's key cannot reach the collection, and a key without knowledge:read does not get the tool.
+        var other = await _app.CreateWorkspaceAsync();
+        await using var stranger = await ConnectAsync(_app.KeyClient(await AgentryApp.CreateApiKeyAsync(fixture.Client, other, [ApiKeyScopes.ToolsCall, ApiKeyScopes.KnowledgeRead])));
+        Assert.Contains("not found", await ToolErrorAsync(stranger, "search_knowledge", new() { ["collectionId"] = collection.Id, ["query"] = "otters" }));
+        await using var toolsOnly = await ConnectAsync(_app.KeyClient(await AgentryApp.CreateApiKeyAsync(fixture.Client, workspace, ApiKeyScopes.ToolsCall)));
+        Assert.DoesNotContain("search_knowledge", (await toolsOnly.ListToolsAsync()).Select(t => t.Name));
     }
 
     private async Task<(Guid Workspace, Guid Agent)> WorkspaceWithAgentAsync()
