@@ -24,6 +24,9 @@ public sealed class Conversation : ICreatedRow
     public Guid? AgentId { get; init; }
     public string? SystemPrompt { get; set; }
 
+    /// <summary>The ids of the knowledge collections searched for each message, as a JSON array; null for none.</summary>
+    public string? KnowledgeCollections { get; set; }
+
     /// <summary>The number of the last event in its log; events are numbered from 1 with no gaps.</summary>
     public long LastEventSeq { get; set; }
 
@@ -36,6 +39,9 @@ public sealed class Conversation : ICreatedRow
     public DateTime CreatedAt { get; init; }
     public DateTime UpdatedAt { get; set; }
     public Guid? CreatedBy { get; init; }
+
+    public static IReadOnlyList<Guid> CollectionsOf(string? json) =>
+        json is null ? [] : System.Text.Json.JsonSerializer.Deserialize<List<Guid>>(json)!;
 }
 
 /// <summary>One message: a user's, or a model's reply (whole, or as far as it got when it was cancelled or failed).</summary>
@@ -73,6 +79,9 @@ public sealed class ConversationMessage
 
     /// <summary>Replies: the number of their <c>reply.started</c> event; their deltas follow it in the log.</summary>
     public long StartSeq { get; init; }
+
+    /// <summary>Replies: the knowledge chunks their prompt held (<see cref="Knowledge.Citation"/>s as JSON); null for none.</summary>
+    public string? Citations { get; set; }
 
     public Guid? CreatedBy { get; init; }
     public DateTime CreatedAt { get; init; }

@@ -3,6 +3,7 @@ using Agentry.Agents;
 using Agentry.Data;
 using Agentry.Hosting;
 using Agentry.Identity;
+using Agentry.Knowledge;
 using Agentry.Models;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
@@ -12,12 +13,12 @@ namespace Agentry.Chat;
 
 /// <summary>
 /// Starting conversations and exchanges, shared by <c>/api/v1/conversations</c> and the one-shot <c>/api/v1/chat</c>:
-/// checks the model and the message, stores the message and a generating reply, starts the reply and answers whole or
-/// as a stream.
+/// checks the model and the message, finds what the conversation's knowledge collections hold on it, stores the message
+/// and a generating reply (with the chunks its prompt gets, as citations), starts the reply and answers whole or as a stream.
 /// </summary>
 internal sealed class ConversationExchanges(
     AppDbContext db, ModelCatalog catalog, ConversationHistory history, ConversationStore store, ConversationReplies replies,
-    IOptions<ConversationOptions> options, TimeProvider clock)
+    KnowledgeRetrieval retrieval, IOptions<ConversationOptions> options, TimeProvider clock)
 {
     /// <summary>Seconds a client is told to wait when the model server is down.</summary>
     private const string RetryAfterSeconds = "5";
@@ -26,7 +27,8 @@ internal sealed class ConversationExchanges(
     public async Task<(Conversation? Conversation, ProblemHttpResult? Problem)> CreateAsync(
         Guid workspaceId, Guid? actor, CreateConversationRequest request, string modelField, CancellationToken ct)
     {
-        var (model, systemPrompt) = (request.Model, request.SystemPrompt);
+        var (model, systemPrompt, collections) = (request.Model, request.SystemPrompt, request.KnowledgeCollections);
+        var strict = collections is not null;
         if (request.AgentId is { } agentId)
         {
             var agent = await db.Agents.AsNoTracking().FirstOrDefaultAsync(a => a.Id == agentId && a.WorkspaceId == workspaceId && a.DeletedAt == null, ct);
@@ -39,7 +41,12 @@ internal sealed class ConversationExchanges(
                 return (null, Problem.Unprocessable("agent_not_llm", $"Agent {agentId} is a {agent.Kind} agent; only llm agents can chat."));
             }
             var definition = AgentDefinition.Parse(agent.Definition);
-            (model, systemPrompt) = (model ?? definition.Model, systemPrompt ?? definition.SystemPrompt);
+            (model, systemPrompt, collections) = (model ?? definition.Model, systemPrompt ?? definition.SystemPrompt, collections ?? definition.KnowledgeCollections);
+        }
+        var (knowledge, unknown) = await CollectionsAsync(workspaceId, collections ?? [], ct);
+        if (strict && unknown is not null)
+        {
+            return (null, Problem.Unprocessable("unknown_collection", $"The workspace has no knowledge collection '{unknown}' (GET /api/v1/collections lists them by id and name)."));
         }
         if (string.IsNullOrWhiteSpace(model))
         {
@@ -54,10 +61,18 @@ internal sealed class ConversationExchanges(
         {
             Id = Guid.CreateVersion7(), WorkspaceId = workspaceId, Title = request.Title, Model = model, AgentId = request.AgentId,
             SystemPrompt = systemPrompt, CreatedAt = now, UpdatedAt = now, CreatedBy = actor,
+            KnowledgeCollections = knowledge.Count == 0 ? null : System.Text.Json.JsonSerializer.Serialize(knowledge),
         };
         db.Conversations.Add(conversation);
         await db.SaveChangesAsync(ct);
         return (conversation, null);
+    }
+
+    /// <summary>The ids of the named collections (ids or names) in the workspace, and the first name that is none of them.</summary>
+    private async Task<(List<Guid> Ids, string? Unknown)> CollectionsAsync(Guid workspaceId, IReadOnlyList<string> named, CancellationToken ct)
+    {
+        var found = named.Count == 0 ? [] : await KnowledgeRetrieval.FindAsync(db, workspaceId, named, ct);
+        return ([.. found.Select(c => c.Id)], named.FirstOrDefault(n => !found.Any(c => KnowledgeRetrieval.Names(n, c))));
     }
 
     /// <summary>
@@ -134,8 +149,11 @@ internal sealed class ConversationExchanges(
         }
         // Optimistically, the conversation is still as read: the model starts on the prompt at once, while the exchange is
         // written and committed (an fsync on most disks); nothing of the reply is shown or written before the commit.
-        var exchange = store.Prepare(conversation, content, model.Model.Id, caller.Actor);
-        var messages = await history.BuildAsync(db, conversation, exchange.Message.Position, content, model.Model, counter, ct);
+        var retrieved = conversation.KnowledgeCollections is null ? Retrieved.None
+            : (await retrieval.RetrieveAsync(workspaceId, [.. Conversation.CollectionsOf(conversation.KnowledgeCollections).Select(id => id.ToString())], content, ct))
+                .Within((history.Budget(model.Model) - needed) / 2, text => ConversationHistory.Cost(counter, text));
+        var exchange = store.Prepare(conversation, content, model.Model.Id, caller.Actor, Citation.ToJson(retrieved.Citations));
+        var messages = await history.BuildAsync(db, conversation, exchange.Message.Position, content, model.Model, counter, ct, retrieved.Context);
         var committed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var run = replies.Start(exchange, model, messages, committed.Task);
         try

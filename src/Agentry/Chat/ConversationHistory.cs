@@ -61,7 +61,8 @@ internal sealed class ConversationHistory(IEnumerable<IModelProvider> providers,
     /// has checked that it fits); the stored messages before position <paramref name="before"/> fill what is left.
     /// </remarks>
     public async Task<List<ChatMessage>> BuildAsync(
-        AppDbContext db, Conversation conversation, int before, string message, ModelResponse model, TokenCount counter, CancellationToken ct)
+        AppDbContext db, Conversation conversation, int before, string message, ModelResponse model, TokenCount counter, CancellationToken ct,
+        string? context = null)
     {
         var budget = Budget(model);
         var system = conversation.SystemPrompt is { Length: > 0 } prompt ? new ChatMessage(ChatRole.System, prompt) : null;
@@ -69,7 +70,13 @@ internal sealed class ConversationHistory(IEnumerable<IModelProvider> providers,
         {
             budget -= Cost(counter, system.Text);
         }
+        // Retrieved knowledge goes just before the new message it was found for (the caller has checked that it fits).
         var kept = new List<ChatMessage> { new(ChatRole.User, message) };
+        if (context is not null)
+        {
+            kept.Add(new ChatMessage(ChatRole.System, context));
+            budget -= Cost(counter, context);
+        }
         budget -= Cost(counter, message);
         while (true)
         {

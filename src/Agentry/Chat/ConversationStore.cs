@@ -48,14 +48,15 @@ internal sealed class ConversationStore(IServiceScopeFactory scopes, TimeProvide
     /// The exchange a new message makes, as it will be stored if <paramref name="conversation"/> (as read) is still as it
     /// was: the user message, a generating reply and their two events, numbered after its last event.
     /// </summary>
-    public Exchange Prepare(Conversation conversation, string content, string model, Guid? actor)
+    public Exchange Prepare(Conversation conversation, string content, string model, Guid? actor, string? citations = null)
     {
         var now = clock.UtcNow();
         var (replyId, seq, count) = (Guid.CreateVersion7(), conversation.LastEventSeq + 2, conversation.MessageCount + 2);
         var current = new Conversation
         {
             Id = conversation.Id, WorkspaceId = conversation.WorkspaceId, Title = conversation.Title, Model = conversation.Model,
-            AgentId = conversation.AgentId, SystemPrompt = conversation.SystemPrompt, LastEventSeq = seq, MessageCount = count,
+            AgentId = conversation.AgentId, SystemPrompt = conversation.SystemPrompt, KnowledgeCollections = conversation.KnowledgeCollections,
+            LastEventSeq = seq, MessageCount = count,
             ActiveReplyId = replyId, CreatedAt = conversation.CreatedAt, UpdatedAt = now, CreatedBy = conversation.CreatedBy,
         };
         var message = new ConversationMessage
@@ -67,7 +68,7 @@ internal sealed class ConversationStore(IServiceScopeFactory scopes, TimeProvide
         {
             Id = replyId, ConversationId = current.Id, Position = count, Role = MessageRoles.Assistant,
             Status = MessageStatuses.Generating, Model = model, StartSeq = seq, LeaseUntil = now + options.Value.ReplyLease,
-            CreatedBy = actor, CreatedAt = now,
+            Citations = citations, CreatedBy = actor, CreatedAt = now,
         };
         ConversationEvent[] events =
         [
@@ -81,7 +82,7 @@ internal sealed class ConversationStore(IServiceScopeFactory scopes, TimeProvide
     {
         Id = m.Id, ConversationId = m.ConversationId, Position = m.Position, Role = m.Role, Content = m.Content, Status = m.Status,
         FinishReason = m.FinishReason, Error = m.Error, Model = m.Model, InputTokens = m.InputTokens, OutputTokens = m.OutputTokens,
-        LeaseUntil = m.LeaseUntil, CancelRequested = m.CancelRequested, StartSeq = m.StartSeq, CreatedBy = m.CreatedBy,
+        LeaseUntil = m.LeaseUntil, CancelRequested = m.CancelRequested, StartSeq = m.StartSeq, Citations = m.Citations, CreatedBy = m.CreatedBy,
         CreatedAt = m.CreatedAt, CompletedAt = m.CompletedAt,
     };
 

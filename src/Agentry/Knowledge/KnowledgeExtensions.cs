@@ -19,6 +19,9 @@ public static class KnowledgeExtensions
         services.AddSingleton<KnowledgeIngestion>();
         services.AddSingleton<ITaskHandler, IngestionTaskHandler>();
         services.AddScoped<KnowledgeSearch>();
+        // Retrieval for agents and conversations.
+        services.AddOptions<RetrievalOptions>().BindConfiguration(RetrievalOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<KnowledgeRetrieval>();
         return builder;
     }
 }

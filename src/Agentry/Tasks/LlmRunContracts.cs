@@ -2,14 +2,17 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Agentry.Chat;
+using Agentry.Knowledge;
 
 namespace Agentry.Tasks;
 
 /// <summary>
 /// The result of an <c>llm</c> agent's task: the final answer, why the model stopped, the model, how many model calls
-/// it took, the tokens they used together, and the trace of every step.
+/// it took, the tokens they used together, the trace of every step, and the knowledge chunks its prompt held
+/// (<c>cited</c>: the answer refers to it as <c>[n]</c>).
 /// </summary>
-public sealed record LlmRunResult(string Text, string? FinishReason, string Model, int Steps, LlmUsage Usage, IReadOnlyList<LlmStep> Trace);
+public sealed record LlmRunResult(
+    string Text, string? FinishReason, string Model, int Steps, LlmUsage Usage, IReadOnlyList<LlmStep> Trace, IReadOnlyList<CitationResponse>? Citations = null);
 
 /// <summary>Tokens as the model server counted them (estimated from the text where it reported none).</summary>
 public sealed record LlmUsage(long InputTokens, long OutputTokens)

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Agentry.Knowledge;
 using Microsoft.Extensions.AI;
 
 namespace Agentry.Tasks;
@@ -19,6 +20,9 @@ internal sealed class LlmRunState
     public int Step { get; set; }
 
     public LlmPendingStep? Pending { get; set; }
+
+    /// <summary>The knowledge chunks the run's prompt holds, numbered as the model cites them.</summary>
+    public List<Citation> Citations { get; set; } = [];
 
     public string ToJson() => JsonSerializer.Serialize(this, AIJsonUtilities.DefaultOptions);
 

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Agentry.Agents;
 using Agentry.Chat;
 using Agentry.Hosting;
+using Agentry.Knowledge;
 using Agentry.Models;
 using Agentry.Tools;
 using Microsoft.Extensions.AI;
@@ -17,6 +18,8 @@ namespace Agentry.Tasks;
 /// because every step is checked against the agent's limits (steps, tokens, time), traced and reported as it happens.
 /// A tool the agent may not call is never called (the model is told, the refusal audited); a call held for a person's
 /// approval pauses the run with its state (see <see cref="LlmRunState"/>), which continues once the call is decided.
+/// An agent that names knowledge collections gets the chunks that best match the task's message before its first step,
+/// numbered for the model to cite; the result lists them as citations.
 /// Exceeding a limit, an unknown model or tool, or an input the agent cannot take ends the task <c>dead</c>: a retry
 /// would meet the same. A model or tool server that cannot be reached is retried. A model call is a reply like a
 /// conversation's, so it takes the same settings (<c>Agentry:Chat</c>): at most <c>MaxReplyTokens</c> (never more than
@@ -24,8 +27,8 @@ namespace Agentry.Tasks;
 /// <c>FlushTokens</c>.
 /// </summary>
 internal sealed class LlmTaskHandler(
-    ModelCatalog models, IAgentTools tools, IToolCatalog catalog, ApprovalGate gate, ConversationHistory history, TimeProvider clock, IOptions<ConversationOptions> options,
-    ILogger<LlmTaskHandler> logger) : ITaskHandler
+    ModelCatalog models, IAgentTools tools, IToolCatalog catalog, ApprovalGate gate, ConversationHistory history, KnowledgeRetrieval retrieval,
+    TimeProvider clock, IOptions<ConversationOptions> options, ILogger<LlmTaskHandler> logger) : ITaskHandler
 {
     /// <summary>
     /// How much longer than the agent's time limit its tasks' timeout is by default. The handler enforces the limit itself and
@@ -62,10 +65,7 @@ internal sealed class LlmTaskHandler(
         // A run that paused for an approval continues from the state saved with it, once that is decided.
         var resumed = held.Count == 0 ? null : await gate.LatestAsync(run.TaskId, ct);
         var decision = resumed is { RunState: not null, Status: ApprovalStatus.Approved or ApprovalStatus.Denied } ? resumed : null;
-        var state = decision is not null ? LlmRunState.Parse(decision.RunState!) : new LlmRunState
-        {
-            Messages = run.Agent.SystemPrompt is { Length: > 0 } system ? [new(ChatRole.System, system), .. input] : input,
-        };
+        var state = decision is not null ? LlmRunState.Parse(decision.RunState!) : await StartAsync(run, input, ct);
         if (state.Pending is not null)
         {
             await FinishStepAsync(run, state, functions, held, decision, ct);
@@ -106,7 +106,8 @@ internal sealed class LlmTaskHandler(
             }
             if (calls.Count == 0)
             {
-                return new LlmRunResult(response.Text, response.FinishReason?.Value, model.Model.Id, step, state.Usage, state.Trace);
+                return new LlmRunResult(response.Text, response.FinishReason?.Value, model.Model.Id, step, state.Usage, state.Trace,
+                    CitationResponse.Of(state.Citations, response.Text));
             }
             if (overSteps)
             {
@@ -115,6 +116,24 @@ internal sealed class LlmTaskHandler(
                     $"and after the last the model still asked for tools ({string.Join(", ", calls.Select(c => c.Name))}).", retryable: false);
             }
         }
+    }
+
+    /// <summary>A new run's state: the system prompt, the sources the agent's collections hold on the message, the input.</summary>
+    private async Task<LlmRunState> StartAsync(TaskRun run, List<ChatMessage> input, CancellationToken ct)
+    {
+        var query = input.LastOrDefault(m => m.Role == ChatRole.User)?.Text ?? "";
+        var retrieved = await retrieval.RetrieveAsync(run.WorkspaceId, run.Agent.KnowledgeCollections, query, ct);
+        List<ChatMessage> messages = [];
+        if (run.Agent.SystemPrompt is { Length: > 0 } system)
+        {
+            messages.Add(new ChatMessage(ChatRole.System, system));
+        }
+        if (retrieved.Context is { } context)
+        {
+            messages.Add(new ChatMessage(ChatRole.System, context));
+        }
+        messages.AddRange(input);
+        return new LlmRunState { Messages = messages, Citations = [.. retrieved.Citations] };
     }
 
     /// <summary>

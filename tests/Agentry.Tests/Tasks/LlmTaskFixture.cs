@@ -46,6 +46,7 @@ public sealed class LlmTaskFixture : IAsyncLifetime
             ["Agentry:Llm:Providers:2:Kind"] = "ollama",
             ["Agentry:Llm:Providers:2:Endpoints:0"] = $"http://127.0.0.1:{RedisProcess.FreePort()}",
             [$"{ConversationOptions.SectionName}:MaxReplyTokens"] = ReplyTokens.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Agentry:Knowledge:IndexDirectory"] = TempFiles.Directory(),
         });
         App = AgentryApp.Sqlite(settings, services => services.AddSingleton<IAgentTools>(Tools));
         await App.AdminClientAsync();
@@ -83,7 +84,8 @@ public sealed class TestAgentTools : IAgentTools
 /// what the tool message said; <c>loop</c> calls it for Oslo every time; <c>hang</c> writes one delta and then waits
 /// until the client goes away (recorded in <c>aborted</c>). <c>script</c> replies with the tool calls its last user message
 /// scripts (<c>{"calls": [{"name": …, "arguments": {…}}]}</c>: a model whose reply a prompt injection wrote), and once
-/// tool messages came back, with their contents (<c>Done: …</c>).
+/// tool messages came back, with their contents (<c>Done: …</c>). <c>cite</c> answers from the knowledge sources its prompt
+/// holds: <c>According to [1]: </c> and the text of source 1, or <c>No sources.</c>
 /// </summary>
 internal static class LlmStandIn
 {
@@ -92,7 +94,8 @@ internal static class LlmStandIn
           {"id":"tools","object":"model","created":1746000000,"owned_by":"standin"},
           {"id":"loop","object":"model","created":1746000000,"owned_by":"standin"},
           {"id":"hang","object":"model","created":1746000000,"owned_by":"standin"},
-          {"id":"script","object":"model","created":1746000000,"owned_by":"standin"}
+          {"id":"script","object":"model","created":1746000000,"owned_by":"standin"},
+          {"id":"cite","object":"model","created":1746000000,"owned_by":"standin"}
         ]}
         """;
 
@@ -110,6 +113,7 @@ internal static class LlmStandIn
             "loop" => ToolCall(model, $"call_oslo_{Guid.NewGuid():N}", "Oslo", includeUsage, 20, 5),
             "script" when Last(request, "assistant") > Last(request, "user") => Text(model, ["Done: ", string.Join(" | ", ToolContents(request))], includeUsage, 30, 7),
             "script" => Scripted(model, request, includeUsage),
+            "cite" => Text(model, FirstSource(request) is { } source ? ["According to [1]: ", source] : ["No sources."], includeUsage, 40, 9),
             _ => [Chunk(model, """{"role":"assistant","content":"Thinking"}""", null)],
         };
         await StandInServer.StreamAsync(context.Response, "text/event-stream", chunks.Select(data => $"data: {data}\n\n"));
@@ -157,6 +161,16 @@ internal static class LlmStandIn
             .Append(Chunk(model, "{}", "tool_calls"))
             .Concat(includeUsage ? [Usage(model, 20, 5)] : []);
     }
+
+    /// <summary>The text of source [1] in a system message that numbers knowledge sources (its lines up to source [2]), on one line.</summary>
+    private static string? FirstSource(JsonElement request) =>
+        request.GetProperty("messages").EnumerateArray()
+            .Where(m => m.GetProperty("role").GetString() == "system")
+            .Select(m => Content(m.GetProperty("content")).Split('\n'))
+            .Select(lines => Array.FindIndex(lines, l => l.StartsWith("[1] ", StringComparison.Ordinal)) is var at and >= 0
+                ? string.Join(" ", lines.Skip(at + 1).TakeWhile(l => !l.StartsWith("[2] ", StringComparison.Ordinal)).Where(l => l.Length > 0))
+                : null)
+            .FirstOrDefault(text => text is not null);
 
     /// <summary>Message content is a string, or an array of text parts in the newer form.</summary>
     public static string Content(JsonElement content) => content.ValueKind == JsonValueKind.String

@@ -21,7 +21,7 @@ namespace Agentry.Data.CompiledModels.Postgres
                 "Agentry.Chat.Conversation",
                 typeof(Conversation),
                 baseEntityType,
-                propertyCount: 12,
+                propertyCount: 13,
                 foreignKeyCount: 1,
                 unnamedIndexCount: 1,
                 keyCount: 1);
@@ -67,6 +67,14 @@ namespace Agentry.Data.CompiledModels.Postgres
                 fieldInfo: typeof(Conversation).GetField("<CreatedBy>k__BackingField", BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.DeclaredOnly),
                 nullable: true);
             createdBy.AddAnnotation("Npgsql:ValueGenerationStrategy", NpgsqlValueGenerationStrategy.None);
+
+            var knowledgeCollections = runtimeEntityType.AddProperty(
+                "KnowledgeCollections",
+                typeof(string),
+                propertyInfo: typeof(Conversation).GetProperty("KnowledgeCollections", BindingFlags.Public | BindingFlags.Instance | BindingFlags.DeclaredOnly),
+                fieldInfo: typeof(Conversation).GetField("<KnowledgeCollections>k__BackingField", BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.DeclaredOnly),
+                nullable: true);
+            knowledgeCollections.AddAnnotation("Npgsql:ValueGenerationStrategy", NpgsqlValueGenerationStrategy.None);
 
             var lastEventSeq = runtimeEntityType.AddProperty(
                 "LastEventSeq",

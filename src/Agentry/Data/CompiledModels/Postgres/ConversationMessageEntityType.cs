@@ -21,7 +21,7 @@ namespace Agentry.Data.CompiledModels.Postgres
                 "Agentry.Chat.ConversationMessage",
                 typeof(ConversationMessage),
                 baseEntityType,
-                propertyCount: 17,
+                propertyCount: 18,
                 foreignKeyCount: 1,
                 unnamedIndexCount: 2,
                 keyCount: 1);
@@ -42,6 +42,14 @@ namespace Agentry.Data.CompiledModels.Postgres
                 fieldInfo: typeof(ConversationMessage).GetField("<CancelRequested>k__BackingField", BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.DeclaredOnly),
                 sentinel: false);
             cancelRequested.AddAnnotation("Npgsql:ValueGenerationStrategy", NpgsqlValueGenerationStrategy.None);
+
+            var citations = runtimeEntityType.AddProperty(
+                "Citations",
+                typeof(string),
+                propertyInfo: typeof(ConversationMessage).GetProperty("Citations", BindingFlags.Public | BindingFlags.Instance | BindingFlags.DeclaredOnly),
+                fieldInfo: typeof(ConversationMessage).GetField("<Citations>k__BackingField", BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.DeclaredOnly),
+                nullable: true);
+            citations.AddAnnotation("Npgsql:ValueGenerationStrategy", NpgsqlValueGenerationStrategy.None);
 
             var completedAt = runtimeEntityType.AddProperty(
                 "CompletedAt",

@@ -12,7 +12,7 @@ namespace Agentry.Data.CompiledModels.Postgres
     public partial class PostgresAppDbContextModel
     {
         private PostgresAppDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("a8bddc30-d51e-40ff-ba1f-df8839c84580"), entityTypeCount: 27)
+            : base(skipDetectChanges: false, modelId: new Guid("2a4ed473-00f8-44b1-ae26-ce731d749d84"), entityTypeCount: 27)
         {
         }
 

@@ -20,7 +20,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
                 "Agentry.Chat.Conversation",
                 typeof(Conversation),
                 baseEntityType,
-                propertyCount: 12,
+                propertyCount: 13,
                 foreignKeyCount: 1,
                 unnamedIndexCount: 1,
                 keyCount: 1);
@@ -60,6 +60,13 @@ namespace Agentry.Data.CompiledModels.Sqlite
                 typeof(Guid?),
                 propertyInfo: typeof(Conversation).GetProperty("CreatedBy", BindingFlags.Public | BindingFlags.Instance | BindingFlags.DeclaredOnly),
                 fieldInfo: typeof(Conversation).GetField("<CreatedBy>k__BackingField", BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.DeclaredOnly),
+                nullable: true);
+
+            var knowledgeCollections = runtimeEntityType.AddProperty(
+                "KnowledgeCollections",
+                typeof(string),
+                propertyInfo: typeof(Conversation).GetProperty("KnowledgeCollections", BindingFlags.Public | BindingFlags.Instance | BindingFlags.DeclaredOnly),
+                fieldInfo: typeof(Conversation).GetField("<KnowledgeCollections>k__BackingField", BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.DeclaredOnly),
                 nullable: true);
 
             var lastEventSeq = runtimeEntityType.AddProperty(

@@ -20,7 +20,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
                 "Agentry.Chat.ConversationMessage",
                 typeof(ConversationMessage),
                 baseEntityType,
-                propertyCount: 17,
+                propertyCount: 18,
                 foreignKeyCount: 1,
                 unnamedIndexCount: 2,
                 keyCount: 1);
@@ -39,6 +39,13 @@ namespace Agentry.Data.CompiledModels.Sqlite
                 propertyInfo: typeof(ConversationMessage).GetProperty("CancelRequested", BindingFlags.Public | BindingFlags.Instance | BindingFlags.DeclaredOnly),
                 fieldInfo: typeof(ConversationMessage).GetField("<CancelRequested>k__BackingField", BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.DeclaredOnly),
                 sentinel: false);
+
+            var citations = runtimeEntityType.AddProperty(
+                "Citations",
+                typeof(string),
+                propertyInfo: typeof(ConversationMessage).GetProperty("Citations", BindingFlags.Public | BindingFlags.Instance | BindingFlags.DeclaredOnly),
+                fieldInfo: typeof(ConversationMessage).GetField("<Citations>k__BackingField", BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.DeclaredOnly),
+                nullable: true);
 
             var completedAt = runtimeEntityType.AddProperty(
                 "CompletedAt",

@@ -11,7 +11,7 @@ namespace Agentry.Data.CompiledModels.Sqlite
     public partial class SqliteAppDbContextModel
     {
         private SqliteAppDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("f49a32ab-a717-40e7-b351-dfc316e2ce90"), entityTypeCount: 27)
+            : base(skipDetectChanges: false, modelId: new Guid("224890a5-c336-4bbf-ab94-ede680863cab"), entityTypeCount: 27)
         {
         }
 

@@ -120,6 +120,9 @@ namespace Agentry.Data.Migrations.Postgres
                     b.Property<Guid?>("CreatedBy")
                         .HasColumnType("uuid");
 
+                    b.Property<string>("KnowledgeCollections")
+                        .HasColumnType("text");
+
                     b.Property<long>("LastEventSeq")
                         .HasColumnType("bigint");
 
@@ -183,6 +186,9 @@ namespace Agentry.Data.Migrations.Postgres
 
                     b.Property<bool>("CancelRequested")
                         .HasColumnType("boolean");
+
+                    b.Property<string>("Citations")
+                        .HasColumnType("text");
 
                     b.Property<DateTime?>("CompletedAt")
                         .HasColumnType("timestamp with time zone");

@@ -115,6 +115,9 @@ namespace Agentry.Data.Migrations.Sqlite
                     b.Property<Guid?>("CreatedBy")
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("KnowledgeCollections")
+                        .HasColumnType("TEXT");
+
                     b.Property<long>("LastEventSeq")
                         .HasColumnType("INTEGER");
 
@@ -178,6 +181,9 @@ namespace Agentry.Data.Migrations.Sqlite
 
                     b.Property<bool>("CancelRequested")
                         .HasColumnType("INTEGER");
+
+                    b.Property<string>("Citations")
+                        .HasColumnType("TEXT");
 
                     b.Property<DateTime?>("CompletedAt")
                         .HasColumnType("TEXT");
