@@ -5,6 +5,7 @@ using Agentry.Hosting;
 using Agentry.Identity;
 using Agentry.Knowledge;
 using Agentry.Mcp;
+using Agentry.Mesh;
 using Agentry.Models;
 using Agentry.Sockets;
 using Agentry.Tasks;
@@ -37,6 +38,7 @@ builder.AddKnowledge();
 builder.AddOpenAiApi();
 builder.AddWebSocketApi();
 builder.AddMcpEndpoint();
+builder.AddMesh();
 
 var app = builder.BuildAgentry();
 

@@ -20,6 +20,8 @@ public sealed class ProcessTests
     [InlineData("Agentry__Tokens__KeyEncryptionKey", "dG9vIHNob3J0", "Agentry:Tokens:KeyEncryptionKey")]
     [InlineData("Agentry__RateLimits__SignIn__Period", "00:00:00", "Agentry:RateLimits:SignIn:Period")]
     [InlineData("Agentry__ExternalIdentity__Authority", "https://idp.example/", "Agentry:ExternalIdentity:Audience")]
+    [InlineData("Agentry__Consul__Address", "consul:8500", "Agentry:Consul:Address")]
+    [InlineData("Agentry__Consul__DeregisterCriticalAfter", "00:00:10", "Agentry:Consul:DeregisterCriticalAfter")]
     public async Task A_bad_setting_stops_start_up_with_one_line_naming_the_key(string variable, string value, string key)
     {
         var directory = TempFiles.Directory();
