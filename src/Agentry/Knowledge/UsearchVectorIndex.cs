@@ -22,6 +22,7 @@ internal sealed class UsearchVectorIndex(IOptions<KnowledgeOptions> options, ILo
 
     public Task UpsertAsync(VectorCollection collection, IReadOnlyList<VectorRecord> records, CancellationToken ct)
     {
+        collection.CheckDimensions(records);
         if (records.Count == 0)
         {
             return Task.CompletedTask;
@@ -32,10 +33,6 @@ internal sealed class UsearchVectorIndex(IOptions<KnowledgeOptions> options, ILo
         {
             foreach (var record in records)
             {
-                if (record.Vector.Length != collection.Dimensions)
-                {
-                    throw new InvalidOperationException($"A vector has {record.Vector.Length} dimensions; the collection's have {collection.Dimensions}.");
-                }
                 var key = (ulong)record.Key;
                 if (index.Documents.ContainsKey(key))
                 {
@@ -85,6 +82,7 @@ internal sealed class UsearchVectorIndex(IOptions<KnowledgeOptions> options, ILo
     public Task<IReadOnlyList<VectorMatch>> QueryAsync(
         VectorCollection collection, float[] vector, int topK, IReadOnlyCollection<Guid>? documentIds, CancellationToken ct)
     {
+        collection.CheckDimensions(vector);
         var index = Open(collection);
         index.Lock.EnterReadLock();
         try
