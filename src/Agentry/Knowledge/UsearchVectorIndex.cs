@@ -56,7 +56,10 @@ internal sealed class UsearchVectorIndex(IOptions<KnowledgeOptions> options, ILo
 
     public Task DeleteDocumentAsync(VectorCollection collection, Guid documentId, CancellationToken ct)
     {
-        var index = Open(collection);
+        if (OpenExisting(collection) is not { } index)
+        {
+            return Task.CompletedTask;
+        }
         index.Lock.EnterWriteLock();
         try
         {
@@ -83,7 +86,10 @@ internal sealed class UsearchVectorIndex(IOptions<KnowledgeOptions> options, ILo
         VectorCollection collection, float[] vector, int topK, IReadOnlyCollection<Guid>? documentIds, CancellationToken ct)
     {
         collection.CheckDimensions(vector);
-        var index = Open(collection);
+        if (OpenExisting(collection) is not { } index)
+        {
+            return Task.FromResult<IReadOnlyList<VectorMatch>>([]);
+        }
         index.Lock.EnterReadLock();
         try
         {
@@ -144,6 +150,13 @@ internal sealed class UsearchVectorIndex(IOptions<KnowledgeOptions> options, ILo
 
     private Loaded Open(VectorCollection collection) =>
         _loaded.GetOrAdd(collection.Id, id => new Lazy<Loaded>(() => Load(id, collection.Dimensions))).Value;
+
+    /// <summary>
+    /// The index when it has been written to; reads never make one, so a read after a drop cannot leave behind an empty
+    /// index of the old length for a collection whose next vectors (a new model's) have another.
+    /// </summary>
+    private Loaded? OpenExisting(VectorCollection collection) =>
+        _loaded.ContainsKey(collection.Id) || File.Exists(IndexPath(collection.Id)) ? Open(collection) : null;
 
     private Loaded Load(Guid id, int dimensions)
     {
