@@ -170,7 +170,7 @@ public abstract class VectorIndexContract
     }
 
     /// <summary>The providers as the app registers them (AddKnowledge), over <paramref name="settings"/>, with <paramref name="services"/> changed after.</summary>
-    protected static ServiceProvider Providers(Dictionary<string, string?> settings, Action<IServiceCollection>? services = null)
+    internal static ServiceProvider Providers(Dictionary<string, string?> settings, Action<IServiceCollection>? services = null)
     {
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
         builder.Configuration.AddInMemoryCollection(settings);

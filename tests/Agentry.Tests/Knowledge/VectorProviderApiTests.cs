@@ -4,6 +4,7 @@ using Agentry.Identity;
 using Agentry.Knowledge;
 using Agentry.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Qdrant.Client;
 using Qdrant.Client.Grpc;
 using static Agentry.Tests.Knowledge.KnowledgeCalls;
@@ -113,5 +114,100 @@ public sealed class VectorProviderApiTests(ChromaServer chroma) : IClassFixture<
         var directory = TempFiles.Directory();
         return Infrastructure.Settings.Sqlite(Path.Combine(directory, "agentry.db"))
             .With(KnowledgeSettings.For(Path.Combine(directory, "vectors"))).With(providers);
+    }
+}
+
+/// <summary>The server providers' settings: checked at start only when the provider is switched on; a token never shown.</summary>
+public sealed class VectorProviderSettingsTests
+{
+    [Fact]
+    public void A_provider_is_checked_only_when_its_url_is_set_and_a_bad_setting_names_its_key()
+    {
+        var validator = new KnowledgeOptionsValidator();
+        var off = new KnowledgeOptions { Chroma = { Tenant = "x", TokenHeader = "Cookie" }, Qdrant = { Timeout = TimeSpan.Zero } };
+        Assert.True(validator.Validate(null, off).Succeeded);
+
+        var on = new KnowledgeOptions
+        {
+            Chroma = { Url = "http://user:pass@chroma:8000", Tenant = "x", TokenHeader = "Cookie" },
+            Qdrant = { Url = "qdrant:6334" },
+        };
+        var failures = validator.Validate(null, on).Failures!.ToList();
+        Assert.Contains(failures, f => f.StartsWith("Agentry:Knowledge:Chroma:Url", StringComparison.Ordinal));
+        Assert.Contains(failures, f => f.StartsWith("Agentry:Knowledge:Chroma:Tenant", StringComparison.Ordinal));
+        Assert.Contains(failures, f => f.StartsWith("Agentry:Knowledge:Chroma:TokenHeader", StringComparison.Ordinal));
+        Assert.Contains(failures, f => f.StartsWith("Agentry:Knowledge:Qdrant:Url", StringComparison.Ordinal));
+        Assert.DoesNotContain(failures, f => f.Contains("pass", StringComparison.Ordinal));
+        Assert.True(validator.Validate(null, new KnowledgeOptions { Chroma = { Url = "https://chroma.internal:8000" }, Qdrant = { Url = "http://qdrant:6334" } }).Succeeded);
+    }
+
+    [Fact]
+    public async Task The_chroma_token_rides_in_its_header_and_a_refusal_is_a_503_naming_the_setting_never_the_token()
+    {
+        const string Token = "chroma-token-3f9a";
+        var port = RedisProcess.FreePort();
+        using var listener = new HttpListener { Prefixes = { $"http://127.0.0.1:{port}/" } };
+        listener.Start();
+        var seen = new System.Collections.Concurrent.ConcurrentQueue<(string Path, string? Token)>();
+        var serving = Task.Run(async () =>
+        {
+            // Answers as a Chroma server with token authentication answers a wrong token.
+            while (listener.IsListening)
+            {
+                HttpListenerContext context;
+                try
+                {
+                    context = await listener.GetContextAsync();
+                }
+                catch (Exception ex) when (ex is HttpListenerException or ObjectDisposedException)
+                {
+                    return; // stopped
+                }
+                seen.Enqueue((context.Request.Url!.AbsolutePath, context.Request.Headers["X-Chroma-Token"]));
+                context.Response.StatusCode = 401;
+                await context.Response.OutputStream.WriteAsync("""{"error":"AuthError","message":"Unauthorized"}"""u8.ToArray());
+                context.Response.Close();
+            }
+        });
+        var logs = new CapturedLogs();
+        using var services = VectorIndexContract.Providers(new()
+        {
+            ["Agentry:Knowledge:Chroma:Url"] = $"http://127.0.0.1:{port}",
+            ["Agentry:Knowledge:Chroma:Token"] = Token,
+            ["Agentry:Knowledge:Chroma:TokenHeader"] = "X-Chroma-Token",
+        }, s => s.AddLogging(b => b.SetMinimumLevel(LogLevel.Trace).AddProvider(logs)));
+        var index = services.GetRequiredKeyedService<IVectorIndex>(VectorProviders.Chroma);
+
+        var refused = await Assert.ThrowsAsync<Agentry.Hosting.DependencyUnavailableException>(
+            () => index.QueryAsync(new VectorCollection(Guid.CreateVersion7(), 4), [1, 0, 0, 0], 3, null, default));
+
+        Assert.Contains("Agentry:Knowledge:Chroma:Token", refused.Message);
+        Assert.DoesNotContain(Token, refused.Message);
+        Assert.Equal(("/api/v2/tenants/default_tenant", Token), Assert.Single(seen)); // a refusal is not retried
+        Assert.NotEmpty(logs.Lines);
+        Assert.DoesNotContain(logs.Lines, l => l.Contains(Token, StringComparison.Ordinal));
+        listener.Stop();
+        await serving;
+    }
+
+    private sealed class CapturedLogs : ILoggerProvider
+    {
+        public System.Collections.Concurrent.ConcurrentQueue<string> Lines { get; } = new();
+
+        public ILogger CreateLogger(string categoryName) => new Logger(this);
+
+        public void Dispose()
+        {
+        }
+
+        private sealed class Logger(CapturedLogs logs) : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+            public bool IsEnabled(LogLevel logLevel) => true;
+
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+                logs.Lines.Enqueue($"{formatter(state, exception)} {exception}");
+        }
     }
 }
