@@ -117,7 +117,7 @@ internal sealed partial class KnowledgeOptionsValidator : IValidateOptions<Knowl
         if (o.Qdrant.Url is { } qdrant)
         {
             CheckUrl(errors, "Qdrant", qdrant);
-            CheckTimeouts(errors, "Qdrant", o.Qdrant.Timeout, o.Qdrant.Timeout);
+            CheckTimeouts(errors, "Qdrant", o.Qdrant.Timeout, null);
         }
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
@@ -130,11 +130,15 @@ internal sealed partial class KnowledgeOptionsValidator : IValidateOptions<Knowl
         }
     }
 
-    private static void CheckTimeouts(List<string> errors, string provider, TimeSpan timeout, TimeSpan connect)
+    private static void CheckTimeouts(List<string> errors, string provider, TimeSpan timeout, TimeSpan? connect)
     {
-        if (timeout < TimeSpan.FromSeconds(1) || timeout > TimeSpan.FromMinutes(10) || connect < TimeSpan.FromMilliseconds(100) || connect > timeout)
+        if (timeout < TimeSpan.FromSeconds(1) || timeout > TimeSpan.FromMinutes(10))
         {
-            errors.Add($"{Section}:{provider}:Timeout must be between 00:00:01 and 00:10:00, and ConnectTimeout between 00:00:00.1 and Timeout.");
+            errors.Add($"{Section}:{provider}:Timeout must be between 00:00:01 and 00:10:00.");
+        }
+        if (connect is { } c && (c < TimeSpan.FromMilliseconds(100) || c > timeout))
+        {
+            errors.Add($"{Section}:{provider}:ConnectTimeout must be between 00:00:00.1 and {Section}:{provider}:Timeout.");
         }
     }
 

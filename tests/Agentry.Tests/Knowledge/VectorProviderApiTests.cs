@@ -138,6 +138,8 @@ public sealed class VectorProviderSettingsTests
         Assert.Contains(failures, f => f.StartsWith("Agentry:Knowledge:Chroma:TokenHeader", StringComparison.Ordinal));
         Assert.Contains(failures, f => f.StartsWith("Agentry:Knowledge:Qdrant:Url", StringComparison.Ordinal));
         Assert.DoesNotContain(failures, f => f.Contains("pass", StringComparison.Ordinal));
+        var slow = new KnowledgeOptions { Qdrant = { Url = "http://qdrant:6334", Timeout = TimeSpan.Zero } };
+        Assert.Equal(["Agentry:Knowledge:Qdrant:Timeout must be between 00:00:01 and 00:10:00."], validator.Validate(null, slow).Failures);
         Assert.True(validator.Validate(null, new KnowledgeOptions { Chroma = { Url = "https://chroma.internal:8000" }, Qdrant = { Url = "http://qdrant:6334" } }).Succeeded);
     }
 
