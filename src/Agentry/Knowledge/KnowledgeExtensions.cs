@@ -1,4 +1,6 @@
+using Agentry.Hosting;
 using Agentry.Tasks;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 
 namespace Agentry.Knowledge;
@@ -18,6 +20,12 @@ public static class KnowledgeExtensions
         services.AddKeyedSingleton<IVectorIndex, ChromaVectorIndex>(VectorProviders.Chroma);
         services.AddKeyedSingleton<IVectorIndex, QdrantVectorIndex>(VectorProviders.Qdrant);
         AddChromaHttpClient(services);
+        var configured = builder.Configuration.GetSection(KnowledgeOptions.SectionName).Get<KnowledgeOptions>() ?? new();
+        if (configured.Chroma.Url is not null || configured.Qdrant.Url is not null)
+        {
+            services.AddHealthChecks().AddCheck<VectorServerHealthCheck>(
+                "vectors", HealthStatus.Degraded, [HealthExtensions.ReadyTag], HealthExtensions.CheckTimeout);
+        }
         services.AddKeyedSingleton(VectorProviders.Qdrant, static (sp, _) => QdrantVectorIndex.Connect(
             sp.GetRequiredService<IOptions<KnowledgeOptions>>().Value.Qdrant, sp.GetRequiredService<ILoggerFactory>()));
         services.AddSingleton<VectorIndexes>();

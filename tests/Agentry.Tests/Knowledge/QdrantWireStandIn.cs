@@ -54,6 +54,7 @@ public sealed class QdrantWireStandIn : CallInvoker
             Calls.Add(method.FullName);
             response = (method.FullName, (object)received) switch
             {
+                ("/qdrant.Qdrant/HealthCheck", HealthCheckRequest) => new HealthCheckReply { Title = "qdrant wire stand-in", Version = "stand-in" },
                 ("/qdrant.Collections/CollectionExists", CollectionExistsRequest r) =>
                     new CollectionExistsResponse { Result = new CollectionExists { Exists = _collections.ContainsKey(r.CollectionName) } },
                 ("/qdrant.Collections/Create", CreateCollection r) => Create(r),

@@ -53,6 +53,8 @@ public sealed class VectorProviderApiTests(ChromaServer chroma) : IClassFixture<
         Assert.Equal("0", await http.GetStringAsync($"{held.GetProperty("id").GetString()}/count"));
         Assert.Equal(HttpStatusCode.NoContent, (await client.DeleteAsync($"{Url}/{collection.Id}")).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync(name)).StatusCode);
+        var health = await (await app.Client().GetAsync("/health/ready")).ReadAsync<JsonElement>();
+        Assert.Equal("healthy", health.GetProperty("checks").GetProperty("vectors").GetProperty("status").GetString());
     }
 
     [Fact]
@@ -71,6 +73,8 @@ public sealed class VectorProviderApiTests(ChromaServer chroma) : IClassFixture<
         Assert.Equal("Tides", Assert.Single(hits).HeadingPath);
         Assert.Contains("/qdrant.Points/Upsert", wire.Calls);
         Assert.Contains("/qdrant.Points/Query", wire.Calls);
+        var ready = await (await app.Client().GetAsync("/health/ready")).ReadAsync<JsonElement>();
+        Assert.Equal("healthy", ready.GetProperty("checks").GetProperty("vectors").GetProperty("status").GetString());
     }
 
     [Fact]
@@ -94,6 +98,11 @@ public sealed class VectorProviderApiTests(ChromaServer chroma) : IClassFixture<
             Assert.DoesNotContain("chroma-secret-token", problem.GetRawText());
             Assert.Empty((await client.SearchAsync(collection.Id, "bees", SearchModes.Keyword)).Results);
         }
+        // Degraded, not down: the node still serves everything else. The probe is public, so it names no address.
+        var ready = await app.Client().GetAsync("/health/ready");
+        var vectors = (await ready.ReadAsync<JsonElement>()).GetProperty("checks").GetProperty("vectors");
+        Assert.Equal(("degraded", "chroma: unreachable; qdrant: unreachable"),
+            (vectors.GetProperty("status").GetString(), vectors.GetProperty("description").GetString()));
     }
 
     [Fact]
