@@ -55,6 +55,38 @@ else
     log "the MCP reference servers could not be installed; the tests that need them will be skipped"
 fi
 
+# A real ChromaDB server for the chroma vector provider's tests: the npm package chromadb carries the server in
+# its native binding. Bindings after 1.0.5 need glibc 2.38 (Debian 12 has 2.36), so the binding is pinned by an
+# override; it is stripped of its symbols (437 MB -> ~46 MB). The tests start their own server from it.
+CHROMA_VERSION=3.5.0
+CHROMA_BINDING=1.0.5
+CHROMA_DIR="$ROOT/.chroma"
+install_chroma() {
+    command -v node >/dev/null && command -v npm >/dev/null || { log "node/npm missing: cannot install chromadb"; return 1; }
+    local binding="$CHROMA_DIR/node_modules/chromadb-js-bindings-linux-x64-gnu"
+    if [ "$(node -p "require('$CHROMA_DIR/node_modules/chromadb/package.json').version" 2>/dev/null)" != "$CHROMA_VERSION" ] \
+        || [ "$(node -p "require('$binding/package.json').version" 2>/dev/null)" != "$CHROMA_BINDING" ]; then
+        log "installing chromadb $CHROMA_VERSION (server binding $CHROMA_BINDING) into $CHROMA_DIR"
+        mkdir -p "$CHROMA_DIR"
+        printf '{\n  "private": true,\n  "overrides": { "chromadb-js-bindings-linux-x64-gnu": "%s" }\n}\n' "$CHROMA_BINDING" >"$CHROMA_DIR/package.json"
+        npm install --prefix "$CHROMA_DIR" --no-audit --no-fund --save-exact "chromadb@$CHROMA_VERSION" >&2 || return 1
+    fi
+    if command -v strip >/dev/null; then
+        for lib in "$binding"/*.node; do
+            [ "$(stat -c %s "$lib")" -gt 100000000 ] && { strip "$lib" || return 1; }
+        done
+    fi
+    [ -f "$CHROMA_DIR/node_modules/chromadb/dist/cli.mjs" ]
+}
+if install_chroma; then
+    export AGENTRY_TEST_NODE="$(command -v node)"
+    export AGENTRY_TEST_CHROMA="$CHROMA_DIR"
+elif [ "${CI:-}" = true ]; then
+    fail_summary "the ChromaDB server could not be installed"
+else
+    log "the ChromaDB server could not be installed; the tests that need it will be skipped"
+fi
+
 # Same behaviour locally and in CI: no telemetry/banners, plain (non-interactive) logger.
 export DOTNET_CLI_TELEMETRY_OPTOUT=1
 export DOTNET_NOLOGO=1

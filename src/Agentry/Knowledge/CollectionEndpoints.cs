@@ -43,6 +43,11 @@ public static class CollectionEndpoints
         {
             return invalid;
         }
+        var provider = request.VectorProvider ?? VectorProviders.Embedded;
+        if (!options.Value.Serves(provider))
+        {
+            return Problem.Validation("vectorProvider", $"The vector provider '{provider}' is not configured on this installation.");
+        }
         var now = clock.UtcNow();
         var collection = new KnowledgeCollection
         {
@@ -54,7 +59,7 @@ public static class CollectionEndpoints
             Dimensions = dimensions,
             ChunkTokens = chunkTokens,
             ChunkOverlap = chunkOverlap,
-            VectorProvider = request.VectorProvider ?? VectorProviders.Embedded,
+            VectorProvider = provider,
             CreatedAt = now,
             UpdatedAt = now,
             CreatedBy = caller.Actor,

@@ -22,7 +22,9 @@ public sealed record CreateCollectionRequest
     [Range(0, 4_096)]
     public int? ChunkOverlap { get; init; }
 
-    [AllowedValues(null, VectorProviders.Embedded, ErrorMessage = "The vector provider must be one of: embedded.")]
+    /// <summary>Where its vectors live; <c>embedded</c> when left out. A server's provider must be configured here.</summary>
+    [AllowedValues(null, VectorProviders.Embedded, VectorProviders.Chroma, VectorProviders.Qdrant,
+        ErrorMessage = "The vector provider must be one of: embedded, chroma, qdrant.")]
     public string? VectorProvider { get; init; }
 }
 

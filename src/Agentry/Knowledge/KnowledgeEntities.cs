@@ -114,8 +114,10 @@ public sealed class KnowledgeChunk
 public static class VectorProviders
 {
     public const string Embedded = "embedded";
+    public const string Chroma = "chroma";
+    public const string Qdrant = "qdrant";
 
-    public static readonly string[] All = [Embedded];
+    public static readonly string[] All = [Embedded, Chroma, Qdrant];
 }
 
 public static class DocumentStatuses

@@ -10,4 +10,13 @@ internal static partial class KnowledgeLog
 
     [LoggerMessage(3, LogLevel.Information, "Document {DocumentId} is ready: {Chunks} chunks")]
     public static partial void DocumentReady(ILogger logger, Guid documentId, int chunks);
+
+    [LoggerMessage(4, LogLevel.Warning, "The {Provider} vector server failed a call ({Error}); retry {Attempt} in {Delay}")]
+    public static partial void VectorServerRetry(ILogger logger, string provider, int attempt, TimeSpan delay, string error);
+
+    [LoggerMessage(5, LogLevel.Information, "Created {Name} in ChromaDB ({Path})")]
+    public static partial void ChromaCreated(ILogger logger, string path, string name);
+
+    [LoggerMessage(6, LogLevel.Information, "Created the {Provider} collection {Name} ({Dimensions} dimensions, cosine)")]
+    public static partial void VectorCollectionCreated(ILogger logger, string provider, string name, int dimensions);
 }

@@ -16,7 +16,9 @@ internal static class SearchEndpoints
         group.MapPost("/{id:guid}/search", SearchAsync).WithName("SearchCollection")
             .WithSummary("Search a collection by vector, keyword or both (hybrid, by reciprocal rank fusion)")
             .RequireScope(ApiKeyScopes.KnowledgeRead).RequireCurrentWorkspaceRole(Roles.Viewer)
-            .ProducesProblem(StatusCodes.Status409Conflict);
+            .ProducesProblem(StatusCodes.Status409Conflict)
+            // The collection's vector server (ChromaDB, Qdrant) cannot be reached, or does not answer in time.
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable).ProducesProblem(StatusCodes.Status504GatewayTimeout);
 
     internal static async Task<Results<Ok<SearchResponse>, ProblemHttpResult>> SearchAsync(
         Guid id, SearchRequest request, CurrentWorkspace workspace, AppDbContext db, KnowledgeSearch search, EmbeddingModels models,

@@ -22,6 +22,7 @@ internal sealed class UsearchVectorIndex(IOptions<KnowledgeOptions> options, ILo
 
     public Task UpsertAsync(VectorCollection collection, IReadOnlyList<VectorRecord> records, CancellationToken ct)
     {
+        collection.CheckDimensions(records);
         if (records.Count == 0)
         {
             return Task.CompletedTask;
@@ -32,10 +33,6 @@ internal sealed class UsearchVectorIndex(IOptions<KnowledgeOptions> options, ILo
         {
             foreach (var record in records)
             {
-                if (record.Vector.Length != collection.Dimensions)
-                {
-                    throw new InvalidOperationException($"A vector has {record.Vector.Length} dimensions; the collection's have {collection.Dimensions}.");
-                }
                 var key = (ulong)record.Key;
                 if (index.Documents.ContainsKey(key))
                 {
@@ -59,7 +56,10 @@ internal sealed class UsearchVectorIndex(IOptions<KnowledgeOptions> options, ILo
 
     public Task DeleteDocumentAsync(VectorCollection collection, Guid documentId, CancellationToken ct)
     {
-        var index = Open(collection);
+        if (OpenExisting(collection) is not { } index)
+        {
+            return Task.CompletedTask;
+        }
         index.Lock.EnterWriteLock();
         try
         {
@@ -85,7 +85,11 @@ internal sealed class UsearchVectorIndex(IOptions<KnowledgeOptions> options, ILo
     public Task<IReadOnlyList<VectorMatch>> QueryAsync(
         VectorCollection collection, float[] vector, int topK, IReadOnlyCollection<Guid>? documentIds, CancellationToken ct)
     {
-        var index = Open(collection);
+        collection.CheckDimensions(vector);
+        if (OpenExisting(collection) is not { } index)
+        {
+            return Task.FromResult<IReadOnlyList<VectorMatch>>([]);
+        }
         index.Lock.EnterReadLock();
         try
         {
@@ -146,6 +150,13 @@ internal sealed class UsearchVectorIndex(IOptions<KnowledgeOptions> options, ILo
 
     private Loaded Open(VectorCollection collection) =>
         _loaded.GetOrAdd(collection.Id, id => new Lazy<Loaded>(() => Load(id, collection.Dimensions))).Value;
+
+    /// <summary>
+    /// The index when it has been written to; reads never make one, so a read after a drop cannot leave behind an empty
+    /// index of the old length for a collection whose next vectors (a new model's) have another.
+    /// </summary>
+    private Loaded? OpenExisting(VectorCollection collection) =>
+        _loaded.ContainsKey(collection.Id) || File.Exists(IndexPath(collection.Id)) ? Open(collection) : null;
 
     private Loaded Load(Guid id, int dimensions)
     {

@@ -1,3 +1,7 @@
+extern alias PollyCore;
+using PollyCore::Polly;
+using PollyCore::Polly.Retry;
+
 namespace Agentry.Knowledge;
 
 /// <summary>
@@ -22,7 +26,28 @@ public interface IVectorIndex
 }
 
 /// <summary>A collection as a vector provider needs to know it.</summary>
-public sealed record VectorCollection(Guid Id, int Dimensions);
+public sealed record VectorCollection(Guid Id, int Dimensions)
+{
+    /// <summary>The name a vector server gives the collection: a prefix and the id's 32 hex digits (valid in ChromaDB and Qdrant).</summary>
+    public string ServerName => $"agentry-{Id:N}";
+
+    /// <summary>Refuses, before anything is written, a vector whose length is not the collection's: every provider does.</summary>
+    public void CheckDimensions(IReadOnlyList<VectorRecord> records)
+    {
+        foreach (var record in records)
+        {
+            CheckDimensions(record.Vector);
+        }
+    }
+
+    public void CheckDimensions(float[] vector)
+    {
+        if (vector.Length != Dimensions)
+        {
+            throw new ArgumentException($"A vector has {vector.Length} dimensions; the collection's have {Dimensions}.", nameof(vector));
+        }
+    }
+}
 
 public sealed record VectorRecord(long Key, Guid DocumentId, float[] Vector);
 
@@ -38,4 +63,23 @@ internal sealed class VectorIndexes(IServiceProvider services)
     public IVectorIndex For(KnowledgeCollection collection) => services.GetRequiredKeyedService<IVectorIndex>(collection.VectorProvider);
 
     public static VectorCollection Of(KnowledgeCollection collection) => new(collection.Id, collection.Dimensions);
+}
+
+/// <summary>What the server providers share: a call that fails for want of a server is tried twice more, briefly.</summary>
+internal static class VectorServers
+{
+    public static ResiliencePipeline Retry(string provider, ILogger logger, Func<Exception, CancellationToken, bool> serverDown) =>
+        new ResiliencePipelineBuilder().AddRetry(new RetryStrategyOptions
+        {
+            MaxRetryAttempts = 2,
+            Delay = TimeSpan.FromMilliseconds(200),
+            BackoffType = DelayBackoffType.Exponential,
+            UseJitter = true,
+            ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is { } ex && serverDown(ex, args.Context.CancellationToken)),
+            OnRetry = args =>
+            {
+                KnowledgeLog.VectorServerRetry(logger, provider, args.AttemptNumber + 1, args.RetryDelay, args.Outcome.Exception?.Message ?? "");
+                return ValueTask.CompletedTask;
+            },
+        }).Build();
 }
