@@ -11,6 +11,7 @@ public static class CommandLine
         usage: agentry [verb] [--key=value ...]
           (none)          run the service (API and workers)
           migrate         apply database migrations and exit
+          gateway kong    print Kong's declarative configuration (decK YAML) for this route table and these settings
           bench-baseline  serve a bare Kestrel JSON endpoint (benchmark baseline only)
         """;
 
@@ -41,6 +42,9 @@ public static class CommandLine
             {
                 case "migrate":
                     await app.Services.GetRequiredService<DatabaseMigrator>().MigrateAsync(app.Lifetime.ApplicationStopping);
+                    return 0;
+                case "gateway" when args is [_, "kong", ..]:
+                    await Console.Out.WriteAsync(app.Services.GetRequiredService<Mesh.KongConfiguration>().ToYaml(((IEndpointRouteBuilder)app).DataSources));
                     return 0;
                 case null:
                     await app.RunAsync();

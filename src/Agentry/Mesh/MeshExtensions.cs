@@ -4,10 +4,15 @@ namespace Agentry.Mesh;
 
 public static class MeshExtensions
 {
-    /// <summary>Registration with Consul, when <c>Agentry:Consul:Address</c> names an agent.</summary>
+    /// <summary>
+    /// Kong's configuration from the route table (<c>agentry gateway kong</c>), and registration with Consul when
+    /// <c>Agentry:Consul:Address</c> names an agent.
+    /// </summary>
     public static IHostApplicationBuilder AddMesh(this IHostApplicationBuilder builder)
     {
         var services = builder.Services;
+        services.AddOptions<KongOptions>().BindConfiguration(KongOptions.SectionName).ValidateDataAnnotations();
+        services.AddSingleton<KongConfiguration>();
         services.AddOptions<ConsulOptions>().BindConfiguration(ConsulOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<IValidateOptions<ConsulOptions>, ConsulOptionsValidator>();
         if (builder.Configuration[$"{ConsulOptions.SectionName}:Address"] is not { Length: > 0 })
