@@ -18,6 +18,7 @@ public static class KnowledgeExtensions
         services.AddSingleton<VectorIndexes>();
         services.AddSingleton<KnowledgeIngestion>();
         services.AddSingleton<ITaskHandler, IngestionTaskHandler>();
+        services.AddSingleton<ITaskEndHook, IngestionTaskEnds>();
         services.AddScoped<KnowledgeSearch>();
         return builder;
     }

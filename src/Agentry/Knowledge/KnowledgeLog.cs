@@ -10,4 +10,7 @@ internal static partial class KnowledgeLog
 
     [LoggerMessage(3, LogLevel.Information, "Document {DocumentId} is ready: {Chunks} chunks")]
     public static partial void DocumentReady(ILogger logger, Guid documentId, int chunks);
+
+    [LoggerMessage(4, LogLevel.Information, "Document {DocumentId} was deleted during its {Step} step; its ingestion stops and its vectors are removed")]
+    public static partial void DocumentGone(ILogger logger, Guid documentId, string step);
 }
