@@ -20,7 +20,7 @@ internal sealed class IngestionTaskHandler(
     /// <summary>The kind of the system agent that owns ingestion tasks (not one users can create).</summary>
     public const string AgentKind = "ingest";
 
-    private const int EmbedBatch = 64;
+    internal const int EmbedBatch = 64;
     private const int IndexBatch = 512;
 
     public string Kind => AgentKind;
