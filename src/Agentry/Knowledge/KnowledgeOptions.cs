@@ -24,7 +24,7 @@ public sealed class KnowledgeOptions
     /// Larger: better recall, slower searches.
     /// </summary>
     [Range(16, 4_096, ErrorMessage = "Agentry:Knowledge:IndexExpansionSearch must be between 16 and 4096.")]
-    public int IndexExpansionSearch { get; set; } = 1_024;
+    public int IndexExpansionSearch { get; set; } = 2_048;
 
     /// <summary>The largest document accepted (upload or fetched URL), in bytes; a larger one is answered 413.</summary>
     [Range(1_024, 1_073_741_824, ErrorMessage = "Agentry:Knowledge:MaxDocumentBytes must be between 1024 and 1073741824.")]

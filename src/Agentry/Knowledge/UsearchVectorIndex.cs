@@ -99,10 +99,9 @@ internal sealed class UsearchVectorIndex(IOptions<KnowledgeOptions> options, ILo
                 return Task.FromResult<IReadOnlyList<VectorMatch>>([]);
             }
             // With a filter, ask for more until enough pass it or the whole index has been asked.
-            for (var want = documentIds is null ? topK : topK * 4; ; want *= 4)
+            for (var count = Math.Min(Math.Max(documentIds is null ? topK : topK * 4, _expansionSearch), size); ; count = Math.Min(count * 4, size))
             {
-                var count = Math.Min(want, size);
-                index.Index.Search(vector, Math.Min(Math.Max(count, _expansionSearch), size), out var keys, out var distances);
+                index.Index.Search(vector, count, out var keys, out var distances);
                 var matches = keys.Select((k, i) => (Key: k, Distance: distances[i]))
                     .Where(m => documentIds is null || (index.Documents.TryGetValue(m.Key, out var doc) && documentIds.Contains(doc)))
                     .Take(topK)
