@@ -79,7 +79,7 @@ fi
     echo
     echo "$(date -u '+%Y-%m-%d %H:%M') UTC, commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) CPUs."
     for part in index ingest; do
-        [ -f "$RUN/$part.md" ] && { echo; cat "$RUN/$part.md"; }
+        if [ -f "$RUN/$part.md" ]; then echo; cat "$RUN/$part.md"; fi
     done
 } | tee "$RESULTS/knowledge-latest.md"
 mkdir -p "$RESULTS/history"
