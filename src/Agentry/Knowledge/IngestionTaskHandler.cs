@@ -20,7 +20,7 @@ internal sealed class IngestionTaskHandler(
     /// <summary>The kind of the system agent that owns ingestion tasks (not one users can create).</summary>
     public const string AgentKind = "ingest";
 
-    private const int EmbedBatch = 64;
+    internal const int EmbedBatch = 64;
     private const int IndexBatch = 512;
 
     public string Kind => AgentKind;
@@ -46,24 +46,47 @@ internal sealed class IngestionTaskHandler(
             try
             {
                 await RunStepAsync(step, db, collection, document, cancellationToken);
+                await SetAsync(db, document, d => (d.StepsDone, d.FailedStep, d.Error) = (d.StepsDone + 1, null, null), cancellationToken);
             }
             catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
             {
+                db.ChangeTracker.Clear();
+                if (!await db.KnowledgeDocuments.AnyAsync(d => d.Id == document.Id, CancellationToken.None))
+                {
+                    return await DeletedAsync(collection, document.Id, step);
+                }
                 var error = ex is DocumentFormatException or TaskFailedException ? ex.Message : $"{ex.GetType().Name}: {ex.Message}";
                 KnowledgeLog.StepFailed(logger, document.Id, step, error);
-                db.ChangeTracker.Clear();
                 await db.KnowledgeDocuments.Where(d => d.Id == document.Id).ExecuteUpdateAsync(s => s
                     .SetProperty(d => d.Status, DocumentStatuses.Failed).SetProperty(d => d.FailedStep, step)
                     .SetProperty(d => d.Error, error).SetProperty(d => d.UpdatedAt, clock.UtcNow()), CancellationToken.None);
                 await run.Progress.ReportAsync(new { documentId = document.Id, step, status = "failed", error }, CancellationToken.None);
                 throw new TaskFailedException($"Step {step} failed: {error}", retryable: ex is not DocumentFormatException and not TaskFailedException { Retryable: false }, ex);
             }
-            await SetAsync(db, document, d => (d.StepsDone, d.FailedStep, d.Error) = (d.StepsDone + 1, null, null), cancellationToken);
             await run.Progress.ReportAsync(new { documentId = document.Id, step, status = "done" }, cancellationToken);
         }
-        await SetAsync(db, document, d => d.Status = DocumentStatuses.Ready, cancellationToken);
+        try
+        {
+            await SetAsync(db, document, d => d.Status = DocumentStatuses.Ready, cancellationToken);
+        }
+        catch (DbUpdateConcurrencyException)
+        {
+            return await DeletedAsync(collection, document.Id, IngestionSteps.Index);
+        }
         KnowledgeLog.DocumentReady(logger, document.Id, document.ChunkCount);
         return Result(new { documentId = document.Id, chunks = document.ChunkCount });
+    }
+
+    /// <summary>
+    /// The document was deleted while a step ran (its row, and with it its chunks, are gone; a later step's write found
+    /// nothing to update). The delete removed the document's vectors once its row was gone, but an index step that read
+    /// a batch before could have upserted it after that: remove them again, so no vector outlives its chunk.
+    /// </summary>
+    private async Task<JsonElement?> DeletedAsync(KnowledgeCollection collection, Guid documentId, string step)
+    {
+        await indexes.For(collection).DeleteDocumentAsync(VectorIndexes.Of(collection), documentId, CancellationToken.None);
+        KnowledgeLog.DocumentGone(logger, documentId, step);
+        return Result(new { documentId, skipped = "deleted" });
     }
 
     private Task RunStepAsync(string step, AppDbContext db, KnowledgeCollection collection, KnowledgeDocument document, CancellationToken ct) => step switch

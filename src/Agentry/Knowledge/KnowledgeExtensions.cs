@@ -31,6 +31,7 @@ public static class KnowledgeExtensions
         services.AddSingleton<VectorIndexes>();
         services.AddSingleton<KnowledgeIngestion>();
         services.AddSingleton<ITaskHandler, IngestionTaskHandler>();
+        services.AddSingleton<ITaskEndHook, IngestionTaskEnds>();
         services.AddScoped<KnowledgeSearch>();
         // Retrieval for agents and conversations.
         services.AddOptions<RetrievalOptions>().BindConfiguration(RetrievalOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();

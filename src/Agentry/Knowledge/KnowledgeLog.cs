@@ -19,4 +19,7 @@ internal static partial class KnowledgeLog
 
     [LoggerMessage(6, LogLevel.Information, "Created the {Provider} collection {Name} ({Dimensions} dimensions, cosine)")]
     public static partial void VectorCollectionCreated(ILogger logger, string provider, string name, int dimensions);
+
+    [LoggerMessage(7, LogLevel.Information, "Document {DocumentId} was deleted during its {Step} step; its ingestion stops and its vectors are removed")]
+    public static partial void DocumentGone(ILogger logger, Guid documentId, string step);
 }

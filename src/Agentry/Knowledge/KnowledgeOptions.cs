@@ -13,6 +13,20 @@ public sealed class KnowledgeOptions
     [Required(ErrorMessage = "Agentry:Knowledge:IndexDirectory must name a directory.")]
     public string IndexDirectory { get; set; } = "data/vectors";
 
+    /// <summary>
+    /// The embedded index's graph connectivity (HNSW M, links per node) for collections created from now on; kept in each
+    /// index file, so an existing collection keeps the value it was built with. More links: better recall, more memory.
+    /// </summary>
+    [Range(4, 128, ErrorMessage = "Agentry:Knowledge:IndexConnectivity must be between 4 and 128.")]
+    public int IndexConnectivity { get; set; } = 32;
+
+    /// <summary>
+    /// How many candidates a search of the embedded index keeps while walking the graph (HNSW ef), at least topK.
+    /// Larger: better recall, slower searches.
+    /// </summary>
+    [Range(16, 4_096, ErrorMessage = "Agentry:Knowledge:IndexExpansionSearch must be between 16 and 4096.")]
+    public int IndexExpansionSearch { get; set; } = 2_048;
+
     /// <summary>The largest document accepted (upload or fetched URL), in bytes; a larger one is answered 413.</summary>
     [Range(1_024, 1_073_741_824, ErrorMessage = "Agentry:Knowledge:MaxDocumentBytes must be between 1024 and 1073741824.")]
     public long MaxDocumentBytes { get; set; } = 20 * 1024 * 1024;

@@ -13,12 +13,16 @@ namespace Agentry.Knowledge;
 /// </summary>
 internal sealed class UsearchVectorIndex(IOptions<KnowledgeOptions> options, ILogger<UsearchVectorIndex> logger) : IVectorIndex, IDisposable
 {
-    private const ulong Connectivity = 16;
+    /// <summary>USearch's own default: a loaded index adds with it too (the managed binding cannot change it after a load).</summary>
     private const ulong ExpansionAdd = 128;
-    private const ulong ExpansionSearch = 64;
 
     private readonly ConcurrentDictionary<Guid, Lazy<Loaded>> _loaded = new();
     private readonly string _directory = options.Value.IndexDirectory;
+    private readonly ulong _connectivity = (ulong)options.Value.IndexConnectivity;
+
+    // USearch searches with max(expansion, count) candidates, and a loaded index forgets the expansion it was made with:
+    // asking for at least this many results applies the setting to every index, loaded or new.
+    private readonly int _expansionSearch = options.Value.IndexExpansionSearch;
 
     public Task UpsertAsync(VectorCollection collection, IReadOnlyList<VectorRecord> records, CancellationToken ct)
     {
@@ -99,9 +103,8 @@ internal sealed class UsearchVectorIndex(IOptions<KnowledgeOptions> options, ILo
                 return Task.FromResult<IReadOnlyList<VectorMatch>>([]);
             }
             // With a filter, ask for more until enough pass it or the whole index has been asked.
-            for (var want = documentIds is null ? topK : topK * 4; ; want *= 4)
+            for (var count = Math.Min(Math.Max(documentIds is null ? topK : topK * 4, _expansionSearch), size); ; count = Math.Min(count * 4, size))
             {
-                var count = Math.Min(want, size);
                 index.Index.Search(vector, count, out var keys, out var distances);
                 var matches = keys.Select((k, i) => (Key: k, Distance: distances[i]))
                     .Where(m => documentIds is null || (index.Documents.TryGetValue(m.Key, out var doc) && documentIds.Contains(doc)))
@@ -163,7 +166,7 @@ internal sealed class UsearchVectorIndex(IOptions<KnowledgeOptions> options, ILo
         var path = IndexPath(id);
         if (!File.Exists(path))
         {
-            return new Loaded(new USearchIndex(MetricKind.Cos, ScalarKind.Float32, (ulong)dimensions, Connectivity, ExpansionAdd, ExpansionSearch), []);
+            return new Loaded(new USearchIndex(MetricKind.Cos, ScalarKind.Float32, (ulong)dimensions, _connectivity, ExpansionAdd, (ulong)_expansionSearch), []);
         }
         var index = new USearchIndex(path);
         var documents = ReadKeys(KeysPath(id));

@@ -22,7 +22,7 @@ public enum TaskChange { Done, Requested, NotFound, WrongStatus }
 /// </summary>
 internal sealed partial class TaskStore(
     IServiceScopeFactory scopes, IOptions<StorageOptions> storage, IOptions<TaskOptions> options, TimeProvider clock,
-    CompletionNotices notices, TaskSignal signal)
+    CompletionNotices notices, TaskSignal signal, IEnumerable<ITaskEndHook> hooks)
 {
     private const string Leased = """
         "Id", "WorkspaceId", "AgentId", "AgentVersion", "Kind", "Input", "Attempts", "MaxAttempts", "TimeoutSeconds", "Priority", "LeaseId", "CreatedAt", "RunAt"
@@ -32,6 +32,7 @@ internal sealed partial class TaskStore(
     private readonly TaskSql _sql = new(storage.Value.Provider == StorageOptions.Postgres);
     private readonly bool _outbox = options.Value.Provider == TaskOptions.RabbitMq;
     private readonly TaskOptions _options = options.Value;
+    private readonly ITaskEndHook[] _hooks = hooks.ToArray();
 
     /// <summary>
     /// Leases up to <paramref name="max"/> due tasks of the first workspace after <paramref name="afterWorkspace"/>
@@ -119,13 +120,13 @@ internal sealed partial class TaskStore(
         return await FinishAsync(task, """
             "Status" = 'dead', "LastError" = @error, "Reason" = @reason, "FinishedAt" = @at
             """, [failed, Event(TaskEventTypes.Dead, new { attempts = task.Attempts, reason })],
-            new() { ["@error"] = error, ["@reason"] = reason }, outbox: false, ct, final: true);
+            new() { ["@error"] = error, ["@reason"] = reason }, outbox: false, ct, final: true, unsuccessful: true);
     }
 
     public Task<bool> CancelledAsync(LeasedTask task, CancellationToken ct) =>
         FinishAsync(task, """
             "Status" = 'cancelled', "Reason" = 'Cancelled while running.', "FinishedAt" = @at
-            """, [Event(TaskEventTypes.Cancelled, new { attempt = task.Attempts, reason = "Cancelled while running." })], [], outbox: false, ct, final: true);
+            """, [Event(TaskEventTypes.Cancelled, new { attempt = task.Attempts, reason = "Cancelled while running." })], [], outbox: false, ct, final: true, unsuccessful: true);
 
     /// <summary>Gives a task back unrun (its worker is stopping): the attempt does not count.</summary>
     public Task<bool> ReleaseAsync(LeasedTask task, CancellationToken ct) =>
@@ -152,7 +153,8 @@ internal sealed partial class TaskStore(
     }
 
     private async Task<bool> FinishAsync(
-        LeasedTask task, string set, EventSpec[] events, Dictionary<string, object?> parameters, bool outbox, CancellationToken ct, bool final = false)
+        LeasedTask task, string set, EventSpec[] events, Dictionary<string, object?> parameters, bool outbox, CancellationToken ct,
+        bool final = false, bool unsuccessful = false)
     {
         parameters["@id"] = task.Id;
         parameters["@lease"] = task.LeaseId;
@@ -161,7 +163,7 @@ internal sealed partial class TaskStore(
             "Id" = @id AND "LeaseId" = @lease AND "Status" = 'running'
             """, events, outbox, "\"Id\"", r => r.GetGuid(0), parameters, ct,
             // The worker knows the agent: most tasks owe no notice, and then ending one stays a single statement.
-            final && await notices.OwedAsync(task, ct));
+            final && ((unsuccessful && _hooks.Any(h => h.Kind == task.Kind)) || await notices.OwedAsync(task, ct)));
         return rows.Count == 1;
     }
 
@@ -259,7 +261,7 @@ internal sealed partial class TaskStore(
 
     /// <param name="final">
     /// The change ends tasks (succeeded, dead, cancelled): it then also writes the completion notices they
-    /// owe (see <see cref="CompletionNotices"/>), in the same transaction.
+    /// owe (see <see cref="CompletionNotices"/>) and lets the <see cref="ITaskEndHook"/>s follow, in the same transaction.
     /// </param>
     /// <param name="alongside">Written in the same transaction when the change moved a row (e.g. the approval a pause stores).</param>
     private async Task<List<T>> TransitionAsync<T>(
@@ -288,13 +290,25 @@ internal sealed partial class TaskStore(
         return rows;
     }
 
-    /// <summary>A transition inside the caller's transaction; for a final one, the notices it owes too (how many).</summary>
+    /// <summary>
+    /// A transition inside the caller's transaction; for a final one, the notices it owes too (how many), and the
+    /// <see cref="ITaskEndHook"/>s.
+    /// </summary>
     private async Task<(List<T> Rows, int Notices)> TransitionInAsync<T>(
         AppDbContext db, string set, string where, IReadOnlyList<EventSpec> events, bool outbox, string returning, Func<DbDataReader, T> read,
         Dictionary<string, object?> parameters, bool final, CancellationToken ct)
     {
         var rows = await _sql.TransitionAsync(db, set, where, Specs(events, parameters), outbox, returning, r => (Id: r.GetGuid(0), Row: read(r)), parameters, ct);
-        var queued = final && rows.Count > 0 ? await notices.EnqueueAsync(db, rows.Select(r => r.Id).ToList(), ct) : 0;
+        if (!final || rows.Count == 0)
+        {
+            return (rows.Select(r => r.Row).ToList(), 0);
+        }
+        var ended = rows.Select(r => r.Id).ToList();
+        var queued = await notices.EnqueueAsync(db, ended, ct);
+        foreach (var hook in _hooks)
+        {
+            await hook.EndedAsync(db, ended, ct);
+        }
         return (rows.Select(r => r.Row).ToList(), queued);
     }
 

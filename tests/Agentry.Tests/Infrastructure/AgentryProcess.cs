@@ -59,6 +59,20 @@ public sealed class AgentryProcess : IAsyncDisposable
         return process;
     }
 
+    /// <summary>
+    /// Starts a node with <paramref name="settings"/> (configuration keys, passed as environment variables) on a free
+    /// loopback port and waits until it is healthy.
+    /// </summary>
+    public static async Task<AgentryProcess> StartNodeAsync(IReadOnlyDictionary<string, string?> settings)
+    {
+        var environment = settings.ToDictionary(s => s.Key.Replace(":", "__", StringComparison.Ordinal), s => s.Value ?? "");
+        var address = new Uri($"http://127.0.0.1:{RedisProcess.FreePort()}");
+        var node = Start(TempFiles.Directory(), environment, "--urls", address.ToString());
+        await node.WaitUntilHealthyAsync(address, TimeSpan.FromSeconds(60));
+        node.BaseAddress = address;
+        return node;
+    }
+
     public async Task<int> WaitForExitAsync(TimeSpan within)
     {
         using var timeout = new CancellationTokenSource(within);

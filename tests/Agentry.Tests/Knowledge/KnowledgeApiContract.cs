@@ -176,6 +176,47 @@ public abstract class KnowledgeApiContract(StorageFixture fixture)
     }
 
     [Fact]
+    public async Task A_document_deleted_while_its_vectors_are_written_leaves_no_vector_behind()
+    {
+        var (client, collection, added, gate) = await IndexStepHeldAsync("gulls.txt", "Gulls drop shellfish on rocks to crack them open.");
+
+        // The index step read the chunks and is about to upsert them; the delete removes the rows and (no) vectors first.
+        Assert.Equal(HttpStatusCode.NoContent, (await client.DeleteAsync($"{Url}/{collection}/documents/{added.Id}")).StatusCode);
+        gate.Released.SetResult();
+
+        TaskResponse? task = null;
+        Assert.True(await HttpAssertions.EventuallyAsync(async () =>
+            (task = await (await client.GetAsync($"/api/v1/tasks/{added.TaskId}")).ReadAsync<TaskResponse>()).Status == AgentTaskStatus.Succeeded,
+            TimeSpan.FromSeconds(30)), $"the ingestion task ended {task?.Status}: {task?.LastError}");
+        Assert.Equal("deleted", task!.Result!.Value.GetProperty("skipped").GetString());
+        var index = _app.Services.GetRequiredKeyedService<IVectorIndex>(VectorProviders.Embedded);
+        var probe = new float[384].Select((_, i) => i == 0 ? 1f : 0f).ToArray();
+        Assert.Empty(await index.QueryAsync(new VectorCollection(collection, 384), probe, 10, [added.Id], default));
+        Assert.Empty(await index.QueryAsync(new VectorCollection(collection, 384), probe, 10, null, default));
+    }
+
+    [Fact]
+    public async Task Cancelling_a_running_ingestion_fails_its_document_saying_so()
+    {
+        var (client, collection, added, _) = await IndexStepHeldAsync("terns.txt", "Arctic terns fly from pole to pole every year.");
+
+        var cancel = await client.PostAsync($"/api/v1/tasks/{added.TaskId}/cancel", null);
+        Assert.Equal(HttpStatusCode.Accepted, cancel.StatusCode);
+
+        DocumentResponse? document = null;
+        Assert.True(await HttpAssertions.EventuallyAsync(async () =>
+            (document = await (await client.GetAsync($"{Url}/{collection}/documents/{added.Id}")).ReadAsync<DocumentResponse>()).Status != DocumentStatuses.Processing,
+            TimeSpan.FromSeconds(30)), "the document stayed processing after its task was cancelled");
+        Assert.Equal(DocumentStatuses.Failed, document!.Status);
+        Assert.Contains("cancelled", document.Error);
+        Assert.Equal(["done", "done", "done", "failed"], document.Steps.Select(s => s.Status));
+        var task = await (await client.GetAsync($"/api/v1/tasks/{added.TaskId}")).ReadAsync<TaskResponse>();
+        Assert.Equal(AgentTaskStatus.Cancelled, task.Status);
+        Assert.Empty(await _app.Services.GetRequiredKeyedService<IVectorIndex>(VectorProviders.Embedded)
+            .QueryAsync(new VectorCollection(collection, 384), new float[384].Select((_, i) => i == 0 ? 1f : 0f).ToArray(), 10, null, default));
+    }
+
+    [Fact]
     public async Task A_failed_step_shows_its_error_and_the_retry_resumes_there_without_duplicating_chunks()
     {
         var client = await ClientAsync();
@@ -229,6 +270,17 @@ public abstract class KnowledgeApiContract(StorageFixture fixture)
         var hits = (await client.SearchAsync(collection, "lantern whale oil", SearchModes.Vector, topK: 50)).Results;
         Assert.Equal(settled.ChunkCount, hits.Count);
         await (await client.PatchAsync($"{Url}/{collection}", HttpAssertions.Json(new { embeddingModel = "ollama/nomic-embed-text" }))).AssertProblemAsync(HttpStatusCode.BadRequest, "validation_failed");
+    }
+
+    /// <summary>A document whose index step is under way, its upsert held until the test releases <c>gate</c>.</summary>
+    private async Task<(HttpClient Client, Guid Collection, DocumentResponse Added, UpsertGate Gate)> IndexStepHeldAsync(string name, string text)
+    {
+        var client = await ClientAsync();
+        var collection = (await client.CreateCollectionAsync()).Id;
+        var gate = ((FlakyVectorIndex)_app.Services.GetRequiredKeyedService<IVectorIndex>(VectorProviders.Embedded)).HoldNextUpsert(collection);
+        var added = await client.AddAsync(collection, name, text);
+        await gate.Entered.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        return (client, collection, added, gate);
     }
 
     private async Task<HttpClient> ClientAsync() => await _app.UserClientAsync(await _app.CreateWorkspaceAsync(), Roles.Member);

@@ -28,17 +28,38 @@ public static class KnowledgeSettings
         services.AddKeyedSingleton<IVectorIndex>(VectorProviders.Embedded, (sp, _) => new FlakyVectorIndex(ActivatorUtilities.CreateInstance<UsearchVectorIndex>(sp)));
 }
 
-/// <summary>The real embedded index, failing a given number of upserts first (as a full disk or a crash mid-write would).</summary>
+/// <summary>
+/// The real embedded index, failing a given number of upserts first (as a full disk or a crash mid-write would), or
+/// holding the next upsert into a collection until the test lets it go (to act while an index step is under way).
+/// </summary>
 internal sealed class FlakyVectorIndex(IVectorIndex inner) : IVectorIndex
 {
     private int _failures;
+    private UpsertGate? _gate;
 
     public void FailNextUpserts(int count) => Volatile.Write(ref _failures, count);
 
-    public Task UpsertAsync(VectorCollection collection, IReadOnlyList<VectorRecord> records, CancellationToken ct) =>
-        Interlocked.Decrement(ref _failures) >= 0
-            ? throw new IOException("The index file could not be written (a failure the test injected).")
-            : inner.UpsertAsync(collection, records, ct);
+    /// <summary>Holds the next upsert into <paramref name="collection"/> before it reaches the index (it still observes its cancellation token).</summary>
+    public UpsertGate HoldNextUpsert(Guid collection)
+    {
+        var gate = new UpsertGate(collection);
+        Volatile.Write(ref _gate, gate);
+        return gate;
+    }
+
+    public async Task UpsertAsync(VectorCollection collection, IReadOnlyList<VectorRecord> records, CancellationToken ct)
+    {
+        if (Volatile.Read(ref _gate) is { } gate && gate.Collection == collection.Id && Interlocked.CompareExchange(ref _gate, null, gate) == gate)
+        {
+            gate.Entered.TrySetResult();
+            await gate.Released.Task.WaitAsync(ct);
+        }
+        if (Interlocked.Decrement(ref _failures) >= 0)
+        {
+            throw new IOException("The index file could not be written (a failure the test injected).");
+        }
+        await inner.UpsertAsync(collection, records, ct);
+    }
 
     public Task DeleteDocumentAsync(VectorCollection collection, Guid documentId, CancellationToken ct) => inner.DeleteDocumentAsync(collection, documentId, ct);
 
@@ -46,6 +67,14 @@ internal sealed class FlakyVectorIndex(IVectorIndex inner) : IVectorIndex
         inner.QueryAsync(collection, vector, topK, documentIds, ct);
 
     public Task DropAsync(VectorCollection collection, CancellationToken ct) => inner.DropAsync(collection, ct);
+}
+
+/// <summary>An upsert held by <see cref="FlakyVectorIndex.HoldNextUpsert"/>: <see cref="Entered"/> once it arrived, released by <see cref="Released"/>.</summary>
+internal sealed class UpsertGate(Guid collection)
+{
+    public Guid Collection { get; } = collection;
+    public TaskCompletionSource Entered { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    public TaskCompletionSource Released { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 }
 
 public sealed class SqliteKnowledgeFixture : SqliteFixture

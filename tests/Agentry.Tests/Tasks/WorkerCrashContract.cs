@@ -131,16 +131,8 @@ public abstract class WorkerCrashContract(ITestOutputHelper output)
         text.Split('\n').Where(l => l.StartsWith(name, StringComparison.Ordinal) && l.Contains(label, StringComparison.Ordinal))
             .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
 
-    private async Task<AgentryProcess> StartWorkerAsync(Dictionary<string, string?> storage, Dictionary<string, string?>? extra = null)
-    {
-        var environment = storage.With(QueueSettings(Lease)).With(new Dictionary<string, string?> { [Agentry.Tasks.TaskExtensions.RoleKey] = "worker" }).With(extra)
-            .ToDictionary(s => s.Key.Replace(":", "__", StringComparison.Ordinal), s => s.Value ?? "");
-        var address = new Uri($"http://127.0.0.1:{RedisProcess.FreePort()}");
-        var worker = AgentryProcess.Start(TempFiles.Directory(), environment, "--urls", address.ToString());
-        await worker.WaitUntilHealthyAsync(address, TimeSpan.FromSeconds(60));
-        worker.BaseAddress = address;
-        return worker;
-    }
+    private static Task<AgentryProcess> StartWorkerAsync(Dictionary<string, string?> storage, Dictionary<string, string?>? extra = null) =>
+        AgentryProcess.StartNodeAsync(storage.With(QueueSettings(Lease)).With(new Dictionary<string, string?> { [Agentry.Tasks.TaskExtensions.RoleKey] = "worker" }).With(extra));
 
     private static List<Guid> TaskIds(IEnumerable<ReceivedCall> calls) =>
         calls.Select(c => JsonDocument.Parse(c.Body).RootElement.GetProperty("taskId").GetGuid()).ToList();
