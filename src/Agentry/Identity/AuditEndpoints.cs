@@ -51,12 +51,14 @@ internal static class AuditEndpoints
     }
 
     internal static async Task<Results<Ok<Page<AuditEventResponse>>, ProblemHttpResult>> ListAsync(
-        [AsParameters] AuditQuery filter, [AsParameters] PageRequest page, Caller caller, AppDbContext db, CancellationToken ct)
+        [AsParameters] AuditQuery filter, [AsParameters] PageRequest page, Caller caller, AppDbContext db, AuditQueue queue, CancellationToken ct)
     {
         if (await RefuseAsync(caller, filter.WorkspaceId, ct) is { } refused)
         {
             return refused;
         }
+        // What this node has queued is written first, so a read sees every event this node recorded.
+        await queue.FlushAsync();
         if (page.Resolve(Sorts, out _, out var after) is { } invalid)
         {
             return invalid;

@@ -28,7 +28,7 @@ public sealed record AuditActor(Guid? UserId, Guid? KeyId, string? Name)
 /// the handler's unsaved changes, and a business write that fails does not take the event with it.
 /// </summary>
 internal sealed class AuditTrail(
-    IServiceScopeFactory scopes, IHttpContextAccessor http, TimeProvider clock, AuditMetrics metrics, ILogger<AuditTrail> logger)
+    IServiceScopeFactory scopes, IHttpContextAccessor http, TimeProvider clock, AuditQueue queue, AuditMetrics metrics, ILogger<AuditTrail> logger)
 {
     /// <summary>Records an event whose actor is the authenticated caller (or nobody, for an anonymous request).</summary>
     public Task RecordAsync(string action, string outcome, Guid? workspaceId = null, string? target = null, object? detail = null) =>
@@ -41,9 +41,22 @@ internal sealed class AuditTrail(
     /// </summary>
     public async Task RecordAsync(AuditActor actor, string action, string outcome, Guid? workspaceId = null, string? target = null, object? detail = null)
     {
+        var entry = Entry(actor, action, outcome, workspaceId, target, detail);
+        await WriteAsync(scopes, [entry], metrics, logger);
+    }
+
+    /// <summary>
+    /// Hands an event to this node's <see cref="AuditQueue"/>, which writes it with others within its flush interval: for
+    /// events as frequent as the calls they describe (tool calls), whose callers should not wait for a commit each.
+    /// </summary>
+    public ValueTask QueueAsync(AuditActor actor, string action, string outcome, Guid? workspaceId = null, string? target = null, object? detail = null) =>
+        queue.EnqueueAsync(Entry(actor, action, outcome, workspaceId, target, detail));
+
+    private AuditEvent Entry(AuditActor actor, string action, string outcome, Guid? workspaceId, string? target, object? detail)
+    {
         var context = http.HttpContext;
         var at = clock.UtcNow();
-        var entry = new AuditEvent
+        return new AuditEvent
         {
             Id = Guid.CreateVersion7(new DateTimeOffset(at)),
             At = at,
@@ -58,19 +71,30 @@ internal sealed class AuditTrail(
             UserAgent = Truncate(context?.Request.Headers.UserAgent.ToString() is { Length: > 0 } agent ? agent : null, AuditEvent.UserAgentMaxLength),
             Detail = Serialize(detail),
         };
+    }
+
+    /// <summary>Writes events in one transaction; a failure is logged in full (each event) and counted, never thrown.</summary>
+    internal static async Task WriteAsync(IServiceScopeFactory scopes, IReadOnlyList<AuditEvent> entries, AuditMetrics metrics, ILogger logger)
+    {
         try
         {
             await using var scope = scopes.CreateAsyncScope();
             var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
-            db.AuditEvents.Add(entry);
+            db.AuditEvents.AddRange(entries);
             await db.SaveChangesAsync(CancellationToken.None);
-            metrics.Recorded(action, outcome);
+            foreach (var entry in entries)
+            {
+                metrics.Recorded(entry.Action, entry.Outcome);
+            }
         }
         catch (Exception ex) when (ex is DbException or DbUpdateException or TimeoutException)
         {
-            metrics.Lost(action);
-            IdentityLog.AuditWriteFailed(logger, ex, entry.Action, entry.Outcome, entry.ActorUserId, entry.ActorKeyId,
-                entry.ActorName, entry.WorkspaceId, entry.Target, entry.Ip, entry.Detail);
+            foreach (var entry in entries)
+            {
+                metrics.Lost(entry.Action);
+                IdentityLog.AuditWriteFailed(logger, ex, entry.Action, entry.Outcome, entry.ActorUserId, entry.ActorKeyId,
+                    entry.ActorName, entry.WorkspaceId, entry.Target, entry.Ip, entry.Detail);
+            }
         }
     }
 

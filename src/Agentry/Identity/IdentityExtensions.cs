@@ -32,6 +32,8 @@ public static class IdentityExtensions
         services.AddHostedService(sp => sp.GetRequiredService<IdentityBootstrap>());
         services.AddSingleton<AuditMetrics>();
         services.AddScoped<AuditTrail>();
+        services.AddSingleton<AuditQueue>();
+        services.AddHostedService(sp => sp.GetRequiredService<AuditQueue>());
 
         services.AddOpenIddict()
             .AddCore(core => core.UseEntityFrameworkCore().UseDbContext<AppDbContext>())

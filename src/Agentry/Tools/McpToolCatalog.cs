@@ -124,8 +124,9 @@ internal sealed class McpToolCatalog(
 
     private async Task AuditAsync(ToolDescriptor tool, JsonElement arguments, ToolCaller caller, string outcome, TimeSpan duration)
     {
+        // Queued, not committed on the call's path: a read of the audit trail writes the queue first (see AuditQueue).
         await using var scope = scopes.CreateAsyncScope();
-        await scope.ServiceProvider.GetRequiredService<AuditTrail>().RecordAsync(
+        await scope.ServiceProvider.GetRequiredService<AuditTrail>().QueueAsync(
             new AuditActor(caller.UserId, caller.KeyId, null), AuditAction, outcome == "ok" ? AuditOutcomes.Success : AuditOutcomes.Failure,
             caller.WorkspaceId, tool.QualifiedName,
             new
