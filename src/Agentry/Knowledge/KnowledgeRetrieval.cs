@@ -113,9 +113,9 @@ internal sealed partial class KnowledgeRetrieval(IServiceScopeFactory scopes, IO
         }
         await using var scope = scopes.CreateAsyncScope();
         var found = await FindAsync(scope.ServiceProvider.GetRequiredService<AppDbContext>(), workspaceId, collections, ct);
-        if (collections.Any(named => !found.Any(c => Names(named, c))))
+        if (collections.Count(named => !found.Any(c => Names(named, c))) is > 0 and var missing)
         {
-            LogMissing(logger, workspaceId, collections.Count(named => !found.Any(c => Names(named, c))));
+            LogMissing(logger, workspaceId, missing);
         }
         var search = scope.ServiceProvider.GetRequiredService<KnowledgeSearch>();
         var served = scope.ServiceProvider.GetRequiredService<EmbeddingModels>().Id;

@@ -23,7 +23,7 @@ public sealed class McpBridgeTests(SqliteFixture fixture) : IClassFixture<Sqlite
         {
             Content = HttpAssertions.Json(new
             {
-                name = "everything", transport = "stdio", command = EverythingServer.Node, args = new[] { EverythingServer.Entry, "stdio" },
+                name = "everything", transport = "stdio", command = McpTestServers.Node, args = new[] { McpTestServers.Everything, "stdio" },
             }),
         };
         register.Headers.Add(CurrentWorkspace.HeaderName, workspace.ToString());

@@ -89,7 +89,7 @@ public sealed class EverythingToolCatalog : IToolCatalog, IAsyncDisposable
         {
             return _client ??= await McpClient.CreateAsync(new StdioClientTransport(new StdioClientTransportOptions
             {
-                Name = Server, Command = EverythingServer.Node, Arguments = [EverythingServer.Entry, "stdio"],
+                Name = Server, Command = McpTestServers.Node, Arguments = [McpTestServers.Everything, "stdio"],
             }), cancellationToken: ct);
         }
         finally
@@ -104,50 +104,5 @@ public sealed class EverythingToolCatalog : IToolCatalog, IAsyncDisposable
         {
             await _client.DisposeAsync();
         }
-    }
-}
-
-/// <summary>
-/// Where <c>@modelcontextprotocol/server-everything</c> is: the installation scripts/test.sh makes
-/// (<c>AGENTRY_TEST_MCP_SERVERS</c>, the folder holding the <c>@modelcontextprotocol</c> packages, and
-/// <c>AGENTRY_TEST_NODE</c>), else <c>.mcp-servers/</c> at the checkout's root with <c>node</c> from the PATH. Missing, the
-/// test is skipped (CI: fails).
-/// </summary>
-public static class EverythingServer
-{
-    public static string Node => Environment.GetEnvironmentVariable("AGENTRY_TEST_NODE") is { Length: > 0 } node ? node : "node";
-
-    public static string Entry
-    {
-        get
-        {
-            var packages = Environment.GetEnvironmentVariable("AGENTRY_TEST_MCP_SERVERS") is { Length: > 0 } set
-                ? set
-                : Path.Combine(Root(), ".mcp-servers", "node_modules", "@modelcontextprotocol");
-            var entry = Path.Combine(packages, "server-everything", "dist", "index.js");
-            if (File.Exists(entry))
-            {
-                return entry;
-            }
-            var message = $"server-everything is not installed ({entry} does not exist); run ./scripts/test.sh, which installs it.";
-            if (Environment.GetEnvironmentVariable("CI") == "true")
-            {
-                throw new InvalidOperationException(message);
-            }
-            Assert.Skip(message);
-            return "";
-        }
-    }
-
-    private static string Root()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Agentry.slnx")))
-            {
-                return dir.FullName;
-            }
-        }
-        return Directory.GetCurrentDirectory();
     }
 }
