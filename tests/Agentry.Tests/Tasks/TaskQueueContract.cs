@@ -27,7 +27,9 @@ public abstract class TaskQueueContract(ITaskQueueFixture fixture) : TaskContrac
         {
             var dead = await FinalAsync(client, id);
             Assert.Equal((AgentTaskStatus.Dead, 4), (dead.Status, dead.Attempts));
-            Assert.Contains("failing on purpose (attempt 4)", dead.LastError);
+            // The last attempt failed in the handler, or (on a machine so loaded that its 2 s lease lapsed first)
+            // was taken back from its worker; either way it is a failed attempt, and the fourth.
+            Assert.True(dead.LastError!.Contains("failing on purpose (attempt 4)") || dead.LastError.Contains("stopped renewing the lease"), dead.LastError);
             Assert.StartsWith("Failed after 4 attempts", dead.Reason);
             var events = await EventsAsync(client, id);
             Assert.Equal(4, events.Count(e => e.Type == "started"));
