@@ -76,6 +76,8 @@ install_missing() {
     command -v redis-server >/dev/null && command -v redis-cli >/dev/null || missing+=(redis-server)
     [ -x "$RMQ_BIN/rabbitmq-server" ] || missing+=(rabbitmq-server)
     command -v wrk >/dev/null || missing+=(wrk)
+    # The load balancer of scripts/cluster.sh (its own instance; Debian's default site is never started here).
+    [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
     ((${#missing[@]} == 0)) && return 0
     is_root || die "missing packages (${missing[*]}); run as root or install them"
     log "installing ${missing[*]} (apt-get, log in /tmp/agentry-apt.log)"

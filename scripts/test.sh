@@ -24,28 +24,8 @@ fail_summary() {  # message on stderr, then the summary line last
 ./scripts/services.sh start >&2 || fail_summary "test servers failed to start (see services: lines above)"
 eval "$(./scripts/services.sh env)"
 
-# The reference MCP servers the tool tests run (stdio and Streamable HTTP), pinned, in a git-ignored
-# directory of the checkout. Debian 12's nodejs (18) is installed when node is missing; some of the
-# servers' dependencies declare node >= 20 in "engines" (npm only warns), and they run on 18 for these tests.
-MCP_VERSION=2026.8.31
-MCP_DIR="$ROOT/.mcp-servers"
-install_mcp_servers() {
-    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-        [ "$(id -u)" = 0 ] || { log "node/npm missing and not root: cannot install them"; return 1; }
-        log "installing Debian's nodejs and npm"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm >&2 \
-            || { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm >&2; } || return 1
-    fi
-    local have
-    have="$(node -p "require('$MCP_DIR/node_modules/@modelcontextprotocol/server-everything/package.json').version" 2>/dev/null || true)"
-    if [ "$have" != "$MCP_VERSION" ] || [ ! -f "$MCP_DIR/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js" ]; then
-        log "installing MCP reference servers $MCP_VERSION into $MCP_DIR"
-        mkdir -p "$MCP_DIR"
-        [ -f "$MCP_DIR/package.json" ] || echo '{"private": true}' >"$MCP_DIR/package.json"
-        npm install --prefix "$MCP_DIR" --no-audit --no-fund --save-exact \
-            "@modelcontextprotocol/server-everything@$MCP_VERSION" "@modelcontextprotocol/server-filesystem@$MCP_VERSION" >&2 || return 1
-    fi
-}
+# The npm-packaged servers: the MCP reference servers and ChromaDB (scripts/npm-servers.sh).
+source "$ROOT/scripts/npm-servers.sh"
 if install_mcp_servers; then
     export AGENTRY_TEST_NODE="$(command -v node)"
     export AGENTRY_TEST_MCP_SERVERS="$MCP_DIR/node_modules/@modelcontextprotocol"
@@ -55,29 +35,6 @@ else
     log "the MCP reference servers could not be installed; the tests that need them will be skipped"
 fi
 
-# A real ChromaDB server for the chroma vector provider's tests: the npm package chromadb carries the server in
-# its native binding. Bindings after 1.0.5 need glibc 2.38 (Debian 12 has 2.36), so the binding is pinned by an
-# override; it is stripped of its symbols (437 MB -> ~46 MB). The tests start their own server from it.
-CHROMA_VERSION=3.5.0
-CHROMA_BINDING=1.0.5
-CHROMA_DIR="$ROOT/.chroma"
-install_chroma() {
-    command -v node >/dev/null && command -v npm >/dev/null || { log "node/npm missing: cannot install chromadb"; return 1; }
-    local binding="$CHROMA_DIR/node_modules/chromadb-js-bindings-linux-x64-gnu"
-    if [ "$(node -p "require('$CHROMA_DIR/node_modules/chromadb/package.json').version" 2>/dev/null)" != "$CHROMA_VERSION" ] \
-        || [ "$(node -p "require('$binding/package.json').version" 2>/dev/null)" != "$CHROMA_BINDING" ]; then
-        log "installing chromadb $CHROMA_VERSION (server binding $CHROMA_BINDING) into $CHROMA_DIR"
-        mkdir -p "$CHROMA_DIR"
-        printf '{\n  "private": true,\n  "overrides": { "chromadb-js-bindings-linux-x64-gnu": "%s" }\n}\n' "$CHROMA_BINDING" >"$CHROMA_DIR/package.json"
-        npm install --prefix "$CHROMA_DIR" --no-audit --no-fund --save-exact "chromadb@$CHROMA_VERSION" >&2 || return 1
-    fi
-    if command -v strip >/dev/null; then
-        for lib in "$binding"/*.node; do
-            [ "$(stat -c %s "$lib")" -gt 100000000 ] && { strip "$lib" || return 1; }
-        done
-    fi
-    [ -f "$CHROMA_DIR/node_modules/chromadb/dist/cli.mjs" ]
-}
 if install_chroma; then
     export AGENTRY_TEST_NODE="$(command -v node)"
     export AGENTRY_TEST_CHROMA="$CHROMA_DIR"
