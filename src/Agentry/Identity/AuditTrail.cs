@@ -145,6 +145,8 @@ internal sealed class AuditMetrics
         var meter = meters.Create(ApiMetrics.MeterName);
         _recorded = meter.CreateCounter<long>("audit_events_total", description: "Audit events recorded");
         _lost = meter.CreateCounter<long>("audit_write_failures_total", description: "Audit events that could not be written (they are in the error log)");
+        // Exported as 0 from the start: a counter that first appears at 1 shows no increase() to the alert on it.
+        _lost.Add(0);
     }
 
     public void Recorded(string action, string outcome) =>
