@@ -7,6 +7,7 @@ using Agentry.Knowledge;
 using Agentry.Mcp;
 using Agentry.Mesh;
 using Agentry.Models;
+using Agentry.Operations;
 using Agentry.Sockets;
 using Agentry.Tasks;
 using Agentry.Tools;
@@ -39,6 +40,7 @@ builder.AddOpenAiApi();
 builder.AddWebSocketApi();
 builder.AddMcpEndpoint();
 builder.AddMesh();
+builder.AddOperations();
 
 var app = builder.BuildAgentry();
 

@@ -1,4 +1,5 @@
 using Agentry.Data;
+using Agentry.Operations;
 using Microsoft.Extensions.Options;
 
 namespace Agentry.Hosting;
@@ -11,6 +12,13 @@ public static class CommandLine
         usage: agentry [verb] [--key=value ...]
           (none)          run the service (API and workers)
           migrate         apply database migrations and exit
+          backup FILE     write a consistent copy of the database to FILE while nodes may run
+                          (SQLite: online backup; PostgreSQL: pg_dump --format=custom)
+          restore FILE    replace the database with the backup in FILE, then apply newer migrations;
+                          stop every node first (SQLite: backup API; PostgreSQL: pg_restore --clean)
+          reindex [--collection ID-or-NAME]
+                          rebuild vector indexes from the vectors stored in the database
+                          (embedded index: stop the nodes first)
           gateway kong    print Kong's declarative configuration (decK YAML) for this route table and these settings
           bench-baseline  serve a bare Kestrel JSON endpoint (benchmark baseline only)
         """;
@@ -43,6 +51,17 @@ public static class CommandLine
                 case "migrate":
                     await app.Services.GetRequiredService<DatabaseMigrator>().MigrateAsync(app.Lifetime.ApplicationStopping);
                     return 0;
+                case "backup" when Operand(args) is { } file:
+                    await Console.Out.WriteLineAsync(await app.Services.GetRequiredService<DatabaseBackup>().BackupAsync(file, app.Lifetime.ApplicationStopping));
+                    return 0;
+                case "restore" when Operand(args) is { } file:
+                    await Console.Out.WriteLineAsync(await app.Services.GetRequiredService<DatabaseBackup>().RestoreAsync(file, app.Lifetime.ApplicationStopping));
+                    return 0;
+                case "backup" or "restore":
+                    await Console.Error.WriteLineAsync($"agentry: {args[0]} needs the backup file: agentry {args[0]} FILE");
+                    return ConfigurationErrorExitCode;
+                case "reindex":
+                    return await app.Services.GetRequiredService<VectorReindex>().ReindexAsync(Option(args, "--collection"), Console.Out, app.Lifetime.ApplicationStopping);
                 case "gateway" when args is [_, "kong", ..]:
                     await Console.Out.WriteAsync(app.Services.GetRequiredService<Mesh.KongConfiguration>().ToYaml(((IEndpointRouteBuilder)app).DataSources));
                     return 0;
@@ -54,11 +73,36 @@ public static class CommandLine
                     return ConfigurationErrorExitCode;
             }
         }
+        catch (OperationException ex)
+        {
+            await Console.Error.WriteLineAsync($"agentry: {args[0]}: {ex.Message}");
+            return ex.ExitCode;
+        }
         catch (Exception ex) when (ConfigurationError(ex) is { } message)
         {
             await Console.Error.WriteLineAsync(message);
             return ConfigurationErrorExitCode;
         }
+    }
+
+    /// <summary>The verb's operand (a file): the second argument unless it is an option.</summary>
+    private static string? Operand(string[] args) => args is [_, var operand, ..] && !operand.StartsWith('-') ? operand : null;
+
+    /// <summary>The value of <c>--name value</c> or <c>--name=value</c>.</summary>
+    private static string? Option(string[] args, string name)
+    {
+        for (var i = 1; i < args.Length; i++)
+        {
+            if (args[i] == name && i + 1 < args.Length)
+            {
+                return args[i + 1];
+            }
+            if (args[i].StartsWith(name + "=", StringComparison.Ordinal))
+            {
+                return args[i][(name.Length + 1)..];
+            }
+        }
+        return null;
     }
 
     /// <summary>The first argument unless it is a setting (<c>--key value</c>, <c>key=value</c>).</summary>

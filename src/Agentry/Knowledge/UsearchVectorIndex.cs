@@ -138,8 +138,12 @@ internal sealed class UsearchVectorIndex(IOptions<KnowledgeOptions> options, ILo
                 index.Lock.ExitWriteLock();
             }
         }
-        File.Delete(IndexPath(collection.Id));
-        File.Delete(KeysPath(collection.Id));
+        // A node whose index directory is gone (a new machine, a restored database) has nothing to delete.
+        if (Directory.Exists(_directory))
+        {
+            File.Delete(IndexPath(collection.Id));
+            File.Delete(KeysPath(collection.Id));
+        }
         return Task.CompletedTask;
     }
 

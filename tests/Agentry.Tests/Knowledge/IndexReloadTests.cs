@@ -11,7 +11,7 @@ public sealed class IndexReloadTests
     public async Task A_restarted_node_loads_the_index_file_instead_of_rebuilding_it()
     {
         var directory = TempFiles.Directory();
-        var settings = Settings.Sqlite(Path.Combine(directory, "agentry.db")).With(KnowledgeSettings.For(Path.Combine(directory, "vectors")));
+        var settings = KnowledgeSettings.SqliteNode(directory);
         Guid collection, document;
         Guid? task;
         (Guid Id, string Email, string Password) user;

@@ -23,6 +23,10 @@ public static class KnowledgeSettings
         ["Agentry:Egress:AllowedNetworks:0"] = "127.0.0.1/32",
     };
 
+    /// <summary>A SQLite node whose database and index files live in <paramref name="directory"/> (as <c>agentry.db</c> and <c>vectors/</c>), so a second node can take them over.</summary>
+    public static Dictionary<string, string?> SqliteNode(string directory) =>
+        Settings.Sqlite(Path.Combine(directory, "agentry.db")).With(For(Path.Combine(directory, "vectors")));
+
     /// <summary>The embedded index, wrapped so a test can make its next upserts fail.</summary>
     public static void FlakyIndex(IServiceCollection services) =>
         services.AddKeyedSingleton<IVectorIndex>(VectorProviders.Embedded, (sp, _) => new FlakyVectorIndex(ActivatorUtilities.CreateInstance<UsearchVectorIndex>(sp)));
