@@ -20,6 +20,8 @@ public static class CommandLine
                           rebuild vector indexes from the vectors stored in the database
                           (embedded index: stop the nodes first)
           gateway kong    print Kong's declarative configuration (decK YAML) for this route table and these settings
+          gateway kong --sync ADMIN-URL
+                          apply it through Kong's Admin API (DB-less: POST /config; else PUT per entity), idempotently
           bench-baseline  serve a bare Kestrel JSON endpoint (benchmark baseline only)
         """;
 
@@ -62,6 +64,10 @@ public static class CommandLine
                     return ConfigurationErrorExitCode;
                 case "reindex":
                     return await app.Services.GetRequiredService<VectorReindex>().ReindexAsync(Option(args, "--collection"), Console.Out, app.Lifetime.ApplicationStopping);
+                case "gateway" when args is [_, "kong", ..] && Option(args, "--sync") is { } admin:
+                    await Console.Out.WriteLineAsync(await app.Services.GetRequiredService<Mesh.KongSync>()
+                        .SyncAsync(admin, ((IEndpointRouteBuilder)app).DataSources, app.Lifetime.ApplicationStopping));
+                    return 0;
                 case "gateway" when args is [_, "kong", ..]:
                     await Console.Out.WriteAsync(app.Services.GetRequiredService<Mesh.KongConfiguration>().ToYaml(((IEndpointRouteBuilder)app).DataSources));
                     return 0;

@@ -26,14 +26,17 @@ public sealed class KongOptions
     /// <summary>How long Kong waits on a node's response; long, for streamed replies and event streams.</summary>
     [Range(1, 86_400, ErrorMessage = "Agentry:Kong:ReadTimeoutSeconds must be between 1 and 86400.")]
     public int ReadTimeoutSeconds { get; set; } = 3_600;
+
+    /// <summary>Sent as <c>Kong-Admin-Token</c> by <c>gateway kong --sync</c>, for an Admin API behind RBAC; never printed.</summary>
+    public string? AdminToken { get; set; }
 }
 
 /// <summary>
 /// Kong's declarative configuration (decK, <c>_format_version</c> 3.0) generated from Agentry's own route table: one service
 /// over an upstream of the API nodes with active and passive health checks on <c>/health/ready</c>; a route per route
 /// group (<c>/api/v1/{resource}</c>, <c>/v1</c>, <c>/mcp</c>, <c>/connect</c>, <c>/health</c>…; not <c>/metrics</c>), unbuffered so streams
-/// flow; and the rate-limiting, request-size-limiting (larger for document uploads), cors (the configured origins) and
-/// prometheus plugins.
+/// flow; and, on the service, the rate-limiting, request-size-limiting (larger for document uploads), cors (the configured
+/// origins) and prometheus plugins. Every entity is tagged <c>managed-by-agentry</c>.
 /// </summary>
 internal sealed class KongConfiguration(
     IOptions<KongOptions> kong, IOptions<HostingOptions> hosting, IOptions<KnowledgeOptions> knowledge)
@@ -57,8 +60,18 @@ internal sealed class KongConfiguration(
         return "/" + string.Join('/', segments.Take(take));
     }
 
-    /// <summary>The configuration for the routes of <paramref name="sources"/> (the application's own route table).</summary>
-    public string ToYaml(IEnumerable<EndpointDataSource> sources)
+    /// <summary>The tag on every entity Agentry writes: a sync removes only tagged entities it no longer wants.</summary>
+    public const string ManagedTag = "managed-by-agentry";
+
+    private static readonly string[] Tags = [ManagedTag];
+
+    /// <summary>The configuration for the routes of <paramref name="sources"/> (the application's own route table), as YAML.</summary>
+    public string ToYaml(IEnumerable<EndpointDataSource> sources) =>
+        // Strings that YAML would read as something else ("3.0", "on") are quoted.
+        new SerializerBuilder().WithQuotingNecessaryStrings().Build().Serialize(Build(sources));
+
+    /// <summary>The configuration as decK's document model: maps, lists and scalars.</summary>
+    public Dictionary<string, object> Build(IEnumerable<EndpointDataSource> sources)
     {
         var o = kong.Value;
         var upstream = $"{o.ServiceName}-nodes";
@@ -71,15 +84,17 @@ internal sealed class KongConfiguration(
                 new Dictionary<string, object>
                 {
                     ["name"] = o.ServiceName, ["host"] = upstream, ["port"] = 80, ["protocol"] = "http",
-                    ["connect_timeout"] = 5_000, ["write_timeout"] = 60_000, ["read_timeout"] = o.ReadTimeoutSeconds * 1_000, ["retries"] = 2,
+                    ["connect_timeout"] = 5_000, ["write_timeout"] = 60_000, ["read_timeout"] = o.ReadTimeoutSeconds * 1_000, ["retries"] = 2, ["tags"] = Tags,
                     ["routes"] = RouteGroups(sources).Select(group => Route(o.ServiceName, group, group == "/api/v1/collections" ? uploads : null)).ToList(),
+                    // On the service, not global: a Kong that fronts other services too keeps its own limits for them.
+                    ["plugins"] = Plugins(o, (int)Math.Ceiling((double)hosting.Value.MaxRequestBodyBytes / Megabyte)),
                 },
             },
             ["upstreams"] = new[]
             {
                 new Dictionary<string, object>
                 {
-                    ["name"] = upstream, ["algorithm"] = "round-robin",
+                    ["name"] = upstream, ["algorithm"] = "round-robin", ["tags"] = Tags,
                     ["healthchecks"] = new Dictionary<string, object>
                     {
                         ["active"] = new Dictionary<string, object>
@@ -97,13 +112,11 @@ internal sealed class KongConfiguration(
                             ["unhealthy"] = new Dictionary<string, object> { ["http_failures"] = 3, ["tcp_failures"] = 3, ["timeouts"] = 3, ["http_statuses"] = new[] { 502, 503 } },
                         },
                     },
-                    ["targets"] = (o.Nodes.Length == 0 ? ["127.0.0.1:8080"] : o.Nodes).Select(node => new Dictionary<string, object> { ["target"] = node, ["weight"] = 100 }).ToList(),
+                    ["targets"] = (o.Nodes.Length == 0 ? ["127.0.0.1:8080"] : o.Nodes).Select(node => new Dictionary<string, object> { ["target"] = node, ["weight"] = 100, ["tags"] = Tags }).ToList(),
                 },
             },
-            ["plugins"] = Plugins(o, (int)Math.Ceiling((double)hosting.Value.MaxRequestBodyBytes / Megabyte)),
         };
-        // Strings that YAML would read as something else ("3.0", "on") are quoted.
-        return new SerializerBuilder().WithQuotingNecessaryStrings().Build().Serialize(config);
+        return config;
     }
 
     private static Dictionary<string, object> Route(string service, string group, int? payloadMegabytes)
@@ -114,7 +127,7 @@ internal sealed class KongConfiguration(
             ["paths"] = new[] { group },
             ["strip_path"] = false, ["preserve_host"] = true, ["protocols"] = new[] { "http", "https" },
             // Replies and event streams are written as they happen.
-            ["request_buffering"] = false, ["response_buffering"] = false,
+            ["request_buffering"] = false, ["response_buffering"] = false, ["tags"] = Tags,
         };
         if (payloadMegabytes is { } size)
         {
@@ -131,9 +144,13 @@ internal sealed class KongConfiguration(
             {
                 ["name"] = "rate-limiting",
                 ["config"] = new Dictionary<string, object> { ["minute"] = o.RequestsPerMinute, ["limit_by"] = "ip", ["policy"] = "local" },
+                ["tags"] = Tags,
             },
             SizeLimit(payloadMegabytes),
-            new() { ["name"] = "prometheus", ["config"] = new Dictionary<string, object> { ["status_code_metrics"] = true, ["latency_metrics"] = true } },
+            new()
+            {
+                ["name"] = "prometheus", ["config"] = new Dictionary<string, object> { ["status_code_metrics"] = true, ["latency_metrics"] = true }, ["tags"] = Tags,
+            },
         };
         if (hosting.Value.CorsOrigins is { Length: > 0 } origins)
         {
@@ -146,6 +163,7 @@ internal sealed class KongConfiguration(
                     ["headers"] = new[] { "Authorization", "Content-Type", "Idempotency-Key", "Agentry-Workspace", "Last-Event-ID" },
                     ["exposed_headers"] = new[] { "Location", "Retry-After" }, ["credentials"] = false, ["max_age"] = 600,
                 },
+                ["tags"] = Tags,
             });
         }
         return plugins;
@@ -155,5 +173,6 @@ internal sealed class KongConfiguration(
     {
         ["name"] = "request-size-limiting",
         ["config"] = new Dictionary<string, object> { ["allowed_payload_size"] = megabytes, ["size_unit"] = "megabytes" },
+        ["tags"] = Tags,
     };
 }

@@ -13,6 +13,8 @@ public static class MeshExtensions
         var services = builder.Services;
         services.AddOptions<KongOptions>().BindConfiguration(KongOptions.SectionName).ValidateDataAnnotations();
         services.AddSingleton<KongConfiguration>();
+        services.AddSingleton<KongSync>();
+        services.AddHttpClient(KongSync.HttpClientName, client => client.Timeout = TimeSpan.FromSeconds(30));
         services.AddOptions<ConsulOptions>().BindConfiguration(ConsulOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<IValidateOptions<ConsulOptions>, ConsulOptionsValidator>();
         if (builder.Configuration[$"{ConsulOptions.SectionName}:Address"] is not { Length: > 0 })

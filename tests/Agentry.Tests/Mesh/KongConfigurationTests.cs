@@ -43,7 +43,9 @@ public sealed class KongConfigurationTests
         var active = (YamlMappingNode)((YamlMappingNode)upstream["healthchecks"])["active"];
         Assert.Equal(("http", "/health/ready"), (Scalar(active, "type"), Scalar(active, "http_path")));
 
-        var plugins = ((YamlSequenceNode)root["plugins"]).Cast<YamlMappingNode>().ToDictionary(p => Scalar(p, "name"));
+        // The plugins belong to the service: a Kong fronting other services keeps its own limits for them.
+        Assert.False(root.Children.ContainsKey("plugins"));
+        var plugins = ((YamlSequenceNode)service["plugins"]).Cast<YamlMappingNode>().ToDictionary(p => Scalar(p, "name"));
         Assert.Equal(["cors", "prometheus", "rate-limiting", "request-size-limiting"], plugins.Keys.Order());
         Assert.Equal("1", Scalar((YamlMappingNode)plugins["request-size-limiting"]["config"], "allowed_payload_size"));
         Assert.Equal("https://console.example.com", ((YamlScalarNode)((YamlSequenceNode)((YamlMappingNode)plugins["cors"]["config"])["origins"]).Single()).Value);
