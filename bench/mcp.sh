@@ -6,11 +6,13 @@
 #   direct  the MCP C# SDK's stdio client calling its own server-everything child (the baseline)
 #   api     POST /api/v1/tools/everything/echo/call on a published Agentry
 #   mcp     tools/call of everything__echo on Agentry's /mcp (the SDK's Streamable HTTP client)
-# Reports median and p99 latency per call, the added latency against direct (goal: < 2 ms median) and calls/s.
+# Reports median and p99 latency per call, the added latency against direct (goal: < 2 ms median) and calls/s; then
+# the two HTTP paths again with wrk as the client (WRK_RUNS interleaved runs), whose overhead per call is negligible.
 # Agentry runs the registered server as its own supervised child, so both sides talk to the same program.
 #
 # Settings (environment): ROUNDS=20 CALLS=50 (sequential calls per path per round) WARMUP=5 (seconds)
-#   CONCURRENCY=8 THROUGHPUT_SECONDS=5 (throughput phase per path) SKIP_BUILD=0 RESULTS_DIR=bench/results
+#   CONCURRENCY=8 THROUGHPUT_SECONDS=5 (throughput phase per path, and each wrk run) WRK_RUNS=3 SKIP_BUILD=0
+#   RESULTS_DIR=bench/results
 # server-everything is taken from AGENTRY_TEST_MCP_SERVERS (what scripts/test.sh installs), else .mcp-servers/ at the
 # checkout's root, where it is installed with npm when missing.
 set -euo pipefail
@@ -30,6 +32,7 @@ CALLS="${CALLS:-50}"
 WARMUP="${WARMUP:-5}"
 CONCURRENCY="${CONCURRENCY:-8}"
 SECONDS_PER_PATH="${THROUGHPUT_SECONDS:-5}"
+WRK_RUNS="${WRK_RUNS:-3}"
 
 log() { echo "bench: $*" >&2; }
 die() { echo "bench: ERROR: $*" >&2; exit 1; }
@@ -37,7 +40,7 @@ die() { echo "bench: ERROR: $*" >&2; exit 1; }
 ADMIN_EMAIL="bench@agentry.local"
 ADMIN_PASSWORD="bench-password-$RANDOM$RANDOM"
 
-for v in ROUNDS CALLS WARMUP CONCURRENCY SECONDS_PER_PATH; do
+for v in ROUNDS CALLS WARMUP CONCURRENCY SECONDS_PER_PATH WRK_RUNS; do
     [[ "${!v}" =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer (got '${!v}')"
 done
 [ "$ROUNDS" -ge 1 ] && [ "$CALLS" -ge 1 ] && [ "$CONCURRENCY" -ge 1 ] || die "ROUNDS, CALLS and CONCURRENCY must be at least 1"
@@ -46,6 +49,7 @@ done
 source "$BENCH_DIR/lib.sh"
 
 command -v dotnet >/dev/null || die "dotnet not found"
+ensure_wrk
 command -v curl >/dev/null || die "curl not found"
 command -v python3 >/dev/null || die "python3 not found"
 NODE="$(command -v node)" || die "node not found (apt-get install -y nodejs npm)"
@@ -104,6 +108,49 @@ dotnet "$MCP_BENCH/Agentry.McpBench.dll" --url "$URL" --token "$TOKEN" --workspa
     --server everything --rounds "$ROUNDS" --calls "$CALLS" --warmup "$WARMUP" --concurrency "$CONCURRENCY" --seconds "$SECONDS_PER_PATH" \
     --report "$REPORT" >/dev/null
 ensure_alive "$SVC_PID" "$RUN/service.log"
+
+# --- the HTTP paths with wrk -------------------------------------------------------------------
+# McpBench's HTTP clients (HttpClient, the SDK's) run on the same two cores as the node and the tool server, and their
+# own cost (thread-pool hops, the SDK client's JSON-RPC machinery) lands in the api and mcp figures. wrk (one thread,
+# epoll) costs next to nothing per request, so its median minus the direct median is what Agentry adds to a call.
+DIRECT_MEDIAN="$(awk -F'|' '$2 ~ /^ direct / { gsub(/ /, "", $3); print $3; exit }' "$REPORT")"
+export BENCH_TOKEN="$TOKEN" BENCH_WORKSPACE="$WORKSPACE" BENCH_SERVER=everything
+p50_ms() { awk '/Latency Distribution/ { d = 1 } d && $1 == "50%" { v = $2; n = v + 0; sub(/^[0-9.]+/, "", v); print (v == "us" ? n / 1000 : v == "s" ? n * 1000 : n); exit }' "$1"; }
+declare -A WRK_P50 WRK_RPS
+for ((r = 1; r <= WRK_RUNS; r++)); do
+    for path in rest mcp; do
+        url="$URL/api/v1/tools/everything/echo/call"; [ "$path" = mcp ] && url="$URL/mcp"
+        export BENCH_PATH="$path"
+        CONNECTIONS=1 run_wrk "$path" "$url" lua/tool-call.lua "$SECONDS_PER_PATH" "$RUN/wrk-$path-1-$r.txt"
+        CONNECTIONS="$CONCURRENCY" run_wrk "$path" "$url" lua/tool-call.lua "$SECONDS_PER_PATH" "$RUN/wrk-$path-$CONCURRENCY-$r.txt"
+        for f in "$RUN/wrk-$path-1-$r.txt" "$RUN/wrk-$path-$CONCURRENCY-$r.txt"; do
+            read -r _ _ bad errors < <(parse_wrk "$f")
+            wrong="$(awk '/^Wrong answers:/ { print $3 }' "$f")"
+            [ "$bad" = 0 ] && [ "$errors" = 0 ] && [ "$wrong" = 0 ] || die "wrk $path: $bad non-2xx, $errors socket errors, $wrong wrong answers ($f)"
+        done
+        WRK_P50[$path]+="$(p50_ms "$RUN/wrk-$path-1-$r.txt") "
+        WRK_RPS[$path]+="$(parse_wrk "$RUN/wrk-$path-$CONCURRENCY-$r.txt" | cut -d' ' -f1) "
+    done
+done
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+{
+    echo
+    echo "With wrk as the HTTP client ($WRK_RUNS interleaved runs of ${SECONDS_PER_PATH} s per path; medians of the runs' medians):"
+    echo
+    echo "| path | median, ms | added vs direct ($DIRECT_MEDIAN ms), ms | calls/s, $CONCURRENCY connections |"
+    echo "|---|---:|---:|---:|"
+    for path in rest mcp; do
+        # shellcheck disable=SC2086
+        m=$(median ${WRK_P50[$path]})
+        # shellcheck disable=SC2086
+        printf '| %s | %.3f | %+.3f | %.0f |\n' "$path" "$m" "$(python3 -c "print($m - $DIRECT_MEDIAN)")" "$(median ${WRK_RPS[$path]})"
+    done
+    for path in rest mcp; do
+        # shellcheck disable=SC2086
+        added=$(python3 -c "print(round($(median ${WRK_P50[$path]}) - $DIRECT_MEDIAN, 3))")
+        echo "- $path (wrk): added median latency $added ms — $(python3 -c "print('PASS' if $added < 2 else 'FAIL')") (per run: ${WRK_P50[$path]% } ms)"
+    done
+} >>"$REPORT"
 {
     echo "# Agentry MCP tool-call benchmark"
     echo
