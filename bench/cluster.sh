@@ -59,7 +59,7 @@ cluster_port() {
     python3 - <<'EOF'
 import random, socket
 for _ in range(200):
-    first = random.randint(20000, 40000)
+    first = random.randint(20000, 32000)
     socks = []
     try:
         for p in range(first, first + 6):

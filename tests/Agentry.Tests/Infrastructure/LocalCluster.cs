@@ -141,7 +141,7 @@ public sealed class LocalCluster : IAsyncLifetime
     {
         for (var attempt = 0; attempt < 200; attempt++)
         {
-            var first = Random.Shared.Next(20_000, 40_000);
+            var first = Random.Shared.Next(20_000, 32_000);
             if (Enumerable.Range(first, count).All(IsFree))
             {
                 return first;
