@@ -1,3 +1,6 @@
+using Agentry.Hosting;
+using Agentry.Models;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 
 namespace Agentry.Mesh;
@@ -5,8 +8,8 @@ namespace Agentry.Mesh;
 public static class MeshExtensions
 {
     /// <summary>
-    /// Kong's configuration from the route table (<c>agentry gateway kong</c>), and registration with Consul when
-    /// <c>Agentry:Consul:Address</c> names an agent.
+    /// Kong's configuration from the route table (<c>agentry gateway kong</c>); and, when <c>Agentry:Consul:Address</c>
+    /// names an agent, registration with Consul and the discovery of model endpoints for providers with a <c>ConsulService</c>.
     /// </summary>
     public static IHostApplicationBuilder AddMesh(this IHostApplicationBuilder builder)
     {
@@ -23,15 +26,46 @@ public static class MeshExtensions
         }
         services.AddHttpClient(ConsulRegistration.HttpClientName, (sp, client) =>
         {
-            var options = sp.GetRequiredService<IOptions<ConsulOptions>>().Value;
-            client.BaseAddress = options.Address;
+            UseAgent(client, sp.GetRequiredService<IOptions<ConsulOptions>>().Value);
             client.Timeout = TimeSpan.FromSeconds(10);
-            if (options.Token is { Length: > 0 } token)
-            {
-                client.DefaultRequestHeaders.Add("X-Consul-Token", token);
-            }
         });
         services.AddHostedService<ConsulRegistration>();
+        AddModelDiscovery(builder);
         return builder;
+    }
+
+    /// <summary>One watch per model provider that names a Consul service; each provider's endpoint pool is fed by it.</summary>
+    private static void AddModelDiscovery(IHostApplicationBuilder builder)
+    {
+        var models = builder.Configuration.GetSection(ModelOptions.SectionName).Get<ModelOptions>() ?? new();
+        var discovering = models.Providers
+            .Where(p => p.ConsulService is { Length: > 0 } && p.Kind is ModelProviderOptions.Ollama or ModelProviderOptions.OpenAi)
+            .Select(p => p.Name).ToList();
+        if (discovering.Count == 0)
+        {
+            return;
+        }
+        var services = builder.Services;
+        // Blocking queries are held by Consul for up to their wait: each sets its own deadline.
+        services.AddHttpClient(ConsulModelDiscovery.HttpClientName, (sp, client) =>
+        {
+            UseAgent(client, sp.GetRequiredService<IOptions<ConsulOptions>>().Value);
+            client.Timeout = Timeout.InfiniteTimeSpan;
+        });
+        services.AddSingleton(sp => new ConsulModelDiscovery(
+            [.. discovering.Select(name => sp.GetRequiredKeyedService<ModelEndpointPool>(name))], sp.GetRequiredService<IHttpClientFactory>(),
+            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<ConsulModelDiscovery>>()));
+        services.AddHostedService(sp => sp.GetRequiredService<ConsulModelDiscovery>());
+        services.AddHealthChecks().Add(new HealthCheckRegistration(
+            "model-discovery", sp => sp.GetRequiredService<ConsulModelDiscovery>(), HealthStatus.Degraded, [HealthExtensions.ReadyTag], HealthExtensions.CheckTimeout));
+    }
+
+    private static void UseAgent(HttpClient client, ConsulOptions options)
+    {
+        client.BaseAddress = options.Address;
+        if (options.Token is { Length: > 0 } token)
+        {
+            client.DefaultRequestHeaders.Add("X-Consul-Token", token);
+        }
     }
 }

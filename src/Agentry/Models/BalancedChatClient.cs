@@ -7,29 +7,30 @@ using PollyCore::Polly.CircuitBreaker;
 namespace Agentry.Models;
 
 /// <summary>
-/// Chats through one of a provider's endpoints (one inner client per endpoint, in the pool's order): round robin over
+/// Chats through one of a provider's endpoints (each endpoint's inner client for the model is made on first use, so
+/// endpoints that Consul adds later work at once): round robin over
 /// the healthy ones; an endpoint that is down (its breaker open, or the call failing to connect or answering 5xx) is
 /// passed over for the next. A streamed answer fails over only until its first update: after that the caller has
 /// text, and asking another endpoint would repeat it. The whole call, first token to last, has the generation timeout.
 /// </summary>
 internal sealed class BalancedChatClient(
-    string provider, ModelEndpointPool pool, IReadOnlyList<IChatClient> clients, TimeSpan generationTimeout) : IChatClient
+    ModelEndpointPool pool, ModelResponse model, Func<string, IChatClient> create, TimeSpan generationTimeout) : IChatClient
 {
     public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
     {
         List<ChatMessage> history = [.. messages];
         using var timeout = Deadline(cancellationToken);
         var failures = new List<string>();
-        foreach (var i in pool.Order())
+        foreach (var endpoint in pool.Order())
         {
             try
             {
-                return await pool.Endpoints[i].Breaker.ExecuteAsync(
-                    async token => await clients[i].GetResponseAsync(history, options, token), timeout.Token);
+                return await endpoint.Breaker.ExecuteAsync(
+                    async token => await Client(endpoint).GetResponseAsync(history, options, token), timeout.Token);
             }
             catch (Exception ex) when (CanFailOver(ex))
             {
-                failures.Add($"{pool.Endpoints[i].Url}: {ex.Message}");
+                failures.Add($"{endpoint.Url}: {ex.Message}");
             }
             catch (OperationCanceledException ex) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
             {
@@ -59,14 +60,14 @@ internal sealed class BalancedChatClient(
         List<ChatMessage> history, ChatOptions? options, CancellationTokenSource timeout, CancellationToken cancellationToken)
     {
         var failures = new List<string>();
-        foreach (var i in pool.Order())
+        foreach (var endpoint in pool.Order())
         {
             try
             {
-                return await pool.Endpoints[i].Breaker.ExecuteAsync(
+                return await endpoint.Breaker.ExecuteAsync(
                     async token =>
                     {
-                        var stream = clients[i].GetStreamingResponseAsync(history, options, token).GetAsyncEnumerator(token);
+                        var stream = Client(endpoint).GetStreamingResponseAsync(history, options, token).GetAsyncEnumerator(token);
                         try
                         {
                             return (stream, await stream.MoveNextAsync());
@@ -81,7 +82,7 @@ internal sealed class BalancedChatClient(
             }
             catch (Exception ex) when (CanFailOver(ex))
             {
-                failures.Add($"{pool.Endpoints[i].Url}: {ex.Message}");
+                failures.Add($"{endpoint.Url}: {ex.Message}");
             }
             catch (OperationCanceledException ex) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
             {
@@ -113,20 +114,20 @@ internal sealed class BalancedChatClient(
     /// <summary>Another endpoint may answer: this one is down, or its breaker is open.</summary>
     private static bool CanFailOver(Exception ex) => ex is BrokenCircuitException || ModelEndpointPool.IsEndpointFailure(ex);
 
-    private DependencyUnavailableException Unavailable(List<string> failures) =>
-        new($"No endpoint of model provider '{provider}' answered: {string.Join("; ", failures)}");
+    private IChatClient Client(ModelEndpoint endpoint) => endpoint.Client(model, create);
+
+    private DependencyUnavailableException Unavailable(List<string> failures) => pool.Unavailable("model provider", failures);
 
     private DependencyTimeoutException TimedOut(Exception ex) =>
-        new($"Model provider '{provider}' did not finish its answer within {generationTimeout.TotalSeconds:0.#} s.", ex);
+        new($"Model provider '{pool.Provider}' did not finish its answer within {generationTimeout.TotalSeconds:0.#} s.", ex);
 
     public object? GetService(Type serviceType, object? serviceKey = null) =>
-        serviceKey is null && serviceType.IsInstanceOfType(this) ? this : clients[0].GetService(serviceType, serviceKey);
+        serviceKey is null && serviceType.IsInstanceOfType(this) ? this
+        : pool.Endpoints is [var first, ..] ? Client(first).GetService(serviceType, serviceKey)
+        : null;
 
+    /// <summary>Nothing to release: the inner clients belong to the endpoints, and are shared by every client of the model.</summary>
     public void Dispose()
     {
-        foreach (var client in clients)
-        {
-            client.Dispose();
-        }
     }
 }

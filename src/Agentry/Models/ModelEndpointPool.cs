@@ -1,7 +1,9 @@
 extern alias PollyCore;
 using System.ClientModel;
+using System.Collections.Concurrent;
 using System.Net.Sockets;
 using System.Runtime.ExceptionServices;
+using Agentry.Hosting;
 using PollyCore::Polly;
 using PollyCore::Polly.CircuitBreaker;
 
@@ -19,28 +21,61 @@ internal sealed class ModelEndpointPool
 
     private static readonly TimeSpan SamplingDuration = TimeSpan.FromSeconds(30);
 
-    private readonly ModelEndpoint[] _endpoints;
+    private readonly ModelProviderOptions _provider;
+    private readonly ModelOptions _options;
+    private readonly ILogger _logger;
+    private readonly Lock _changing = new();
+    // Replaced whole, never changed in place: a call works on the snapshot it read.
+    private ModelEndpoint[] _endpoints;
     private int _turn = -1;
 
     public ModelEndpointPool(ModelProviderOptions provider, ModelOptions options, ILogger logger)
     {
-        _endpoints = provider.Endpoints.Select(url => Build(provider.Name, url, options, logger)).ToArray();
+        (_provider, _options, _logger) = (provider, options, logger);
+        _endpoints = [.. provider.Endpoints.Distinct(StringComparer.Ordinal).Select(Build)];
     }
 
-    public IReadOnlyList<ModelEndpoint> Endpoints => _endpoints;
+    public string Provider => _provider.Name;
+
+    public ModelProviderOptions Options => _provider;
+
+    public IReadOnlyList<ModelEndpoint> Endpoints => Volatile.Read(ref _endpoints);
+
+    /// <summary>
+    /// Makes <paramref name="discovered"/> the endpoints (the configured ones when it is empty). An endpoint whose URL
+    /// stays keeps its breaker and clients; a new one starts with a closed breaker; one that is gone drops out (a call
+    /// already under way on it finishes there).
+    /// </summary>
+    public void Discovered(IReadOnlyList<string> discovered)
+    {
+        lock (_changing)
+        {
+            var current = _endpoints.ToDictionary(e => e.Url, StringComparer.Ordinal);
+            var urls = (discovered.Count > 0 ? discovered : _provider.Endpoints).Distinct(StringComparer.Ordinal).ToList();
+            if (urls.SequenceEqual(_endpoints.Select(e => e.Url), StringComparer.Ordinal))
+            {
+                return;
+            }
+            Volatile.Write(ref _endpoints, [.. urls.Select(url => current.GetValueOrDefault(url) ?? Build(url))]);
+            ModelLog.EndpointsChanged(
+                _logger, _provider.Name, urls.Count, urls.Except(current.Keys, StringComparer.Ordinal).ToList(),
+                current.Keys.Except(urls, StringComparer.Ordinal).ToList());
+        }
+    }
 
     /// <summary>
     /// The endpoints in the order one call should try them: round robin over those whose breaker is closed (or
     /// half-open), then those whose breaker is open. An open breaker refuses at once, unless its break is over and
     /// this call is the one that tries the endpoint again.
     /// </summary>
-    public IReadOnlyList<int> Order(bool rotate = true)
+    public IReadOnlyList<ModelEndpoint> Order(bool rotate = true)
     {
-        var healthy = new List<int>(_endpoints.Length);
-        var down = new List<int>();
-        for (var i = 0; i < _endpoints.Length; i++)
+        var endpoints = Volatile.Read(ref _endpoints);
+        var healthy = new List<ModelEndpoint>(endpoints.Length);
+        var down = new List<ModelEndpoint>();
+        foreach (var endpoint in endpoints)
         {
-            (_endpoints[i].IsDown ? down : healthy).Add(i);
+            (endpoint.IsDown ? down : healthy).Add(endpoint);
         }
         if (rotate && healthy.Count > 1)
         {
@@ -52,30 +87,45 @@ internal sealed class ModelEndpointPool
     }
 
     /// <summary>
+    /// Why no endpoint answered: each one's failure, or, when there were none to ask (a provider whose Consul service
+    /// lists no passing instance and that has no configured fall-back), that.
+    /// </summary>
+    public DependencyUnavailableException Unavailable(string what, IReadOnlyList<string> failures) =>
+        failures.Count > 0
+            ? new($"No endpoint of {what} '{_provider.Name}' answered: {string.Join("; ", failures)}")
+            : new($"The {what} '{_provider.Name}' has no endpoints: "
+                + (_provider.ConsulService is { } service ? $"Consul lists no passing instance of service '{service}'." : "none is configured."));
+
+    /// <summary>
     /// Asks the endpoints, healthy ones first and each through its breaker, until one answers (listing models: any
     /// endpoint will do, and a listing that fails to connect counts against the endpoint like a chat).
-    /// When none answers, the last failure.
+    /// When none answers, the last failure; when there is none to ask, <see cref="Unavailable"/>.
     /// </summary>
     public async Task<T> FirstAnsweringAsync<T>(Func<string, CancellationToken, Task<T>> ask, CancellationToken ct)
     {
         Exception? last = null;
-        foreach (var i in Order(rotate: false))
+        foreach (var endpoint in Order(rotate: false))
         {
             try
             {
-                return await _endpoints[i].Breaker.ExecuteAsync(async token => await ask(_endpoints[i].Url, token), ct);
+                return await endpoint.Breaker.ExecuteAsync(async token => await ask(endpoint.Url, token), ct);
             }
             catch (Exception ex) when (!ct.IsCancellationRequested)
             {
                 last = ex;
             }
         }
-        ExceptionDispatchInfo.Throw(last!);
+        if (last is null)
+        {
+            throw Unavailable("model provider", []);
+        }
+        ExceptionDispatchInfo.Throw(last);
         return default;
     }
 
-    private static ModelEndpoint Build(string provider, string url, ModelOptions options, ILogger logger)
+    private ModelEndpoint Build(string url)
     {
+        var (provider, options, logger) = (_provider.Name, _options, _logger);
         var state = new CircuitBreakerStateProvider();
         var pipeline = new ResiliencePipelineBuilder()
             .AddCircuitBreaker(new CircuitBreakerStrategyOptions
@@ -131,8 +181,25 @@ internal sealed class ModelEndpointPool
     }
 }
 
-/// <summary>One endpoint of a provider: its base URL and the circuit breaker its calls go through.</summary>
-internal sealed record ModelEndpoint(string Url, ResiliencePipeline Breaker, CircuitBreakerStateProvider State)
+/// <summary>
+/// One endpoint of a provider: its base URL, the circuit breaker its calls go through, and the library clients made
+/// for it (one per model, made on first use, so an endpoint that appears later needs nothing rebuilt).
+/// </summary>
+internal sealed class ModelEndpoint(string url, ResiliencePipeline breaker, CircuitBreakerStateProvider state)
 {
-    public bool IsDown => State.CircuitState is CircuitState.Open or CircuitState.Isolated;
+    private readonly ConcurrentDictionary<(Type, object), object> _clients = new();
+
+    public string Url => url;
+
+    public ResiliencePipeline Breaker => breaker;
+
+    public bool IsDown => state.CircuitState is CircuitState.Open or CircuitState.Isolated;
+
+    /// <summary>
+    /// This endpoint's client for <paramref name="key"/> (a model), made by <paramref name="create"/> from the URL the
+    /// first time. The clients hold only an HttpClient from IHttpClientFactory, which owns the connections, so an
+    /// endpoint that drops out is simply left to the collector.
+    /// </summary>
+    public T Client<T>(object key, Func<string, T> create) where T : class =>
+        (T)_clients.GetOrAdd((typeof(T), key), static (_, made) => made.create(made.url), (create, url));
 }

@@ -67,13 +67,27 @@ public static class ModelExtensions
     }
 
     // Methods of their own, so that a provider's library is loaded only when one of its kind is configured.
-    private static void AddOllama(IServiceCollection services, ModelProviderOptions provider) =>
+    private static void AddOllama(IServiceCollection services, ModelProviderOptions provider)
+    {
+        AddPool(services, provider);
         services.AddSingleton<IModelProvider>(sp => new OllamaModelProvider(
-            provider, sp.GetRequiredService<IOptions<ModelOptions>>().Value, sp.GetRequiredService<IHttpClientFactory>(), Logger(sp)));
+            provider, Pool(sp, provider), sp.GetRequiredService<IOptions<ModelOptions>>().Value, sp.GetRequiredService<IHttpClientFactory>()));
+    }
 
-    private static void AddOpenAi(IServiceCollection services, ModelProviderOptions provider) =>
+    private static void AddOpenAi(IServiceCollection services, ModelProviderOptions provider)
+    {
+        AddPool(services, provider);
         services.AddSingleton<IModelProvider>(sp => new OpenAiModelProvider(
-            provider, sp.GetRequiredService<IOptions<ModelOptions>>().Value, sp.GetRequiredService<IHttpClientFactory>(), Logger(sp)));
+            provider, Pool(sp, provider), sp.GetRequiredService<IOptions<ModelOptions>>().Value, sp.GetRequiredService<IHttpClientFactory>()));
+    }
+
+    /// <summary>An HTTP provider's endpoints, keyed by its name: its provider reads them, Consul discovery (when configured) changes them.</summary>
+    private static void AddPool(IServiceCollection services, ModelProviderOptions provider) =>
+        services.AddKeyedSingleton(provider.Name, (sp, _) => new ModelEndpointPool(
+            provider, sp.GetRequiredService<IOptions<ModelOptions>>().Value, Logger(sp)));
+
+    private static ModelEndpointPool Pool(IServiceProvider services, ModelProviderOptions provider) =>
+        services.GetRequiredKeyedService<ModelEndpointPool>(provider.Name);
 
     private static ILogger Logger(IServiceProvider services) => services.GetRequiredService<ILoggerFactory>().CreateLogger<ModelCatalog>();
 
@@ -128,8 +142,8 @@ public static class ModelExtensions
         // The pool wants a provider's shape: the embedding server is one more provider, with the chat ones' breaker settings.
         var provider = new ModelProviderOptions { Name = options.Provider, Kind = options.Provider, Endpoints = options.Endpoints };
         var pool = new ModelEndpointPool(provider, services.GetRequiredService<IOptions<ModelOptions>>().Value, Logger(services));
-        var generators = pool.Endpoints.Select(e => endpoint(e.Url, options, http.CreateClient(EmbeddingHttpClientName))).ToList();
-        return new BalancedEmbeddingGenerator(options.Provider, pool, generators, options.Timeout);
+        return new BalancedEmbeddingGenerator(
+            pool, options.ModelName, url => endpoint(url, options, http.CreateClient(EmbeddingHttpClientName)), options.Timeout);
     }
 
     private static void AddEmbeddingHttpClient(IServiceCollection services) =>

@@ -19,4 +19,7 @@ internal static partial class ModelLog
 
     [LoggerMessage(6, LogLevel.Information, "Model provider {Provider}: endpoint {Endpoint} answers again (circuit closed)")]
     public static partial void EndpointUp(ILogger logger, string provider, string endpoint);
+
+    [LoggerMessage(7, LogLevel.Information, "Model provider {Provider}: {Count} endpoints; added {Added}, removed {Removed}")]
+    public static partial void EndpointsChanged(ILogger logger, string provider, int count, IReadOnlyList<string> added, IReadOnlyList<string> removed);
 }

@@ -70,9 +70,22 @@ public sealed class ModelProviderOptions
 
     /// <summary>
     /// HTTP kinds: the server's base URLs; chats go round robin over the healthy ones and fail over to the next. Ollama: <c>http://host:11434</c>;
-    /// OpenAI-compatible: the API base as OpenAI clients take it, <c>http://host:8000/v1</c>.
+    /// OpenAI-compatible: the API base as OpenAI clients take it, <c>http://host:8000/v1</c>. With <see cref="ConsulService"/>
+    /// they are optional: the fall-back used until Consul first answers and whenever it lists no passing instance.
     /// </summary>
     public List<string> Endpoints { get; set; } = [];
+
+    /// <summary>
+    /// HTTP kinds: a Consul service whose passing instances are this provider's endpoints (<c>ollama</c>), kept current with
+    /// blocking queries to the agent at <c>Agentry:Consul:Address</c>.
+    /// </summary>
+    public string? ConsulService { get; set; }
+
+    /// <summary>With <see cref="ConsulService"/>: the path after each instance's address and port (<c>/v1</c> for OpenAI-compatible servers).</summary>
+    public string? ConsulPath { get; set; }
+
+    /// <summary>With <see cref="ConsulService"/>: <c>http</c> (the default) or <c>https</c>.</summary>
+    public string ConsulScheme { get; set; } = "http";
 
     /// <summary>OpenAI-compatible servers only: sent as <c>Authorization: Bearer</c>.</summary>
     public string? ApiKey { get; set; }
@@ -90,7 +103,8 @@ public sealed class ModelProviderOptions
     internal string FileModelName => System.IO.Path.GetFileNameWithoutExtension(Path ?? "");
 }
 
-internal sealed partial class ModelOptionsValidator : IValidateOptions<ModelOptions>
+/// <summary>Rules across fields; <paramref name="configuration"/> tells whether a Consul agent is configured (section <c>Agentry:Consul</c>).</summary>
+internal sealed partial class ModelOptionsValidator(IConfiguration configuration) : IValidateOptions<ModelOptions>
 {
     public ValidateOptionsResult Validate(string? name, ModelOptions options)
     {
@@ -128,11 +142,19 @@ internal sealed partial class ModelOptionsValidator : IValidateOptions<ModelOpti
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 
-    private static void CheckEndpoints(ModelProviderOptions provider, string key, List<string> errors)
+    private void CheckEndpoints(ModelProviderOptions provider, string key, List<string> errors)
     {
-        if (provider.Endpoints.Count == 0)
+        if (provider.ConsulService is not null)
         {
-            errors.Add($"{key}:Endpoints needs at least one http(s) URL for kind {provider.Kind}.");
+            CheckDiscovery(provider, key, errors);
+        }
+        else if (provider.Endpoints.Count == 0)
+        {
+            errors.Add($"{key}:Endpoints needs at least one http(s) URL for kind {provider.Kind} (or {key}:ConsulService to discover them).");
+        }
+        if (provider.ConsulService is null && provider.ConsulPath is not null)
+        {
+            errors.Add($"{key}:ConsulPath applies only with {key}:ConsulService.");
         }
         for (var e = 0; e < provider.Endpoints.Count; e++)
         {
@@ -148,6 +170,26 @@ internal sealed partial class ModelOptionsValidator : IValidateOptions<ModelOpti
         if (provider.ApiKey is not null && provider.Kind != ModelProviderOptions.OpenAi)
         {
             errors.Add($"{key}:ApiKey applies to kind openai only.");
+        }
+    }
+
+    private void CheckDiscovery(ModelProviderOptions provider, string key, List<string> errors)
+    {
+        if (!ConsulServiceName().IsMatch(provider.ConsulService!))
+        {
+            errors.Add($"{key}:ConsulService is '{provider.ConsulService}'; it must be a Consul service name: 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit.");
+        }
+        if (configuration[$"{Mesh.ConsulOptions.SectionName}:Address"] is not { Length: > 0 })
+        {
+            errors.Add($"{key}:ConsulService needs {Mesh.ConsulOptions.SectionName}:Address: the Consul agent to ask for the instances of '{provider.ConsulService}'.");
+        }
+        if (provider.ConsulPath is { } path && (!path.StartsWith('/') || !Uri.TryCreate("http://host" + path, UriKind.Absolute, out _)))
+        {
+            errors.Add($"{key}:ConsulPath is '{path}'; it must be a URL path starting with '/', like /v1.");
+        }
+        if (provider.ConsulScheme is not ("http" or "https"))
+        {
+            errors.Add($"{key}:ConsulScheme is '{provider.ConsulScheme}'; allowed: http, https.");
         }
     }
 
@@ -169,12 +211,15 @@ internal sealed partial class ModelOptionsValidator : IValidateOptions<ModelOpti
         {
             errors.Add($"{key}:Threads must be between 1 and 256.");
         }
-        if (provider.Endpoints.Count > 0 || provider.ApiKey is not null)
+        if (provider.Endpoints.Count > 0 || provider.ApiKey is not null || provider.ConsulService is not null || provider.ConsulPath is not null)
         {
-            errors.Add($"{key}: Endpoints and ApiKey apply to kinds ollama and openai only.");
+            errors.Add($"{key}: Endpoints, ApiKey, ConsulService and ConsulPath apply to kinds ollama and openai only.");
         }
     }
 
     [GeneratedRegex("^[a-z0-9][a-z0-9._-]{0,39}$")]
     private static partial Regex ProviderName();
+
+    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+    private static partial Regex ConsulServiceName();
 }

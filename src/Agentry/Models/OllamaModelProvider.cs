@@ -10,14 +10,12 @@ namespace Agentry.Models;
 /// from <c>/api/show</c>, chat through OllamaSharp's <see cref="IChatClient"/> with <c>num_ctx</c> set to the model's
 /// context length (Ollama otherwise runs every model with its own small default and silently cuts the history).
 /// </summary>
-internal sealed class OllamaModelProvider(ModelProviderOptions options, ModelOptions models, IHttpClientFactory http, ILogger logger) : IModelProvider
+internal sealed class OllamaModelProvider(ModelProviderOptions options, ModelEndpointPool pool, ModelOptions models, IHttpClientFactory http) : IModelProvider
 {
-    private readonly ModelEndpointPool _pool = new(options, models, logger);
-
     public ModelProviderOptions Options => options;
 
     public Task<IReadOnlyList<ModelResponse>> ListAsync(CancellationToken ct) =>
-        _pool.FirstAnsweringAsync((endpoint, token) => ListAsync(Client(endpoint), token), ct);
+        pool.FirstAnsweringAsync((endpoint, token) => ListAsync(Client(endpoint), token), ct);
 
     private async Task<IReadOnlyList<ModelResponse>> ListAsync(OllamaApiClient ollama, CancellationToken ct)
     {
@@ -29,8 +27,7 @@ internal sealed class OllamaModelProvider(ModelProviderOptions options, ModelOpt
     }
 
     public ValueTask<IChatClient> ChatClientAsync(ModelResponse model, CancellationToken ct) =>
-        ValueTask.FromResult<IChatClient>(new BalancedChatClient(
-            options.Name, _pool, _pool.Endpoints.Select(e => ChatClient(e.Url, model)).ToList(), models.GenerationTimeout));
+        ValueTask.FromResult<IChatClient>(new BalancedChatClient(pool, model, endpoint => ChatClient(endpoint, model), models.GenerationTimeout));
 
     private IChatClient ChatClient(string endpoint, ModelResponse model) =>
         new ChatClientBuilder(Client(endpoint, model.Name))

@@ -10,14 +10,12 @@ namespace Agentry.Models;
 /// Any OpenAI-compatible server (vLLM, LocalAI, llama.cpp's server, LM Studio, OpenAI itself), through the OpenAI SDK and
 /// Microsoft.Extensions.AI.OpenAI: models from <c>/models</c>, chat through <c>/chat/completions</c>.
 /// </summary>
-internal sealed class OpenAiModelProvider(ModelProviderOptions options, ModelOptions models, IHttpClientFactory http, ILogger logger) : IModelProvider
+internal sealed class OpenAiModelProvider(ModelProviderOptions options, ModelEndpointPool pool, ModelOptions models, IHttpClientFactory http) : IModelProvider
 {
-    private readonly ModelEndpointPool _pool = new(options, models, logger);
-
     public ModelProviderOptions Options => options;
 
     public Task<IReadOnlyList<ModelResponse>> ListAsync(CancellationToken ct) =>
-        _pool.FirstAnsweringAsync((endpoint, token) => ListAsync(Client(endpoint), token), ct);
+        pool.FirstAnsweringAsync((endpoint, token) => ListAsync(Client(endpoint), token), ct);
 
     private async Task<IReadOnlyList<ModelResponse>> ListAsync(OpenAIClient client, CancellationToken ct)
     {
@@ -37,7 +35,7 @@ internal sealed class OpenAiModelProvider(ModelProviderOptions options, ModelOpt
 
     public ValueTask<IChatClient> ChatClientAsync(ModelResponse model, CancellationToken ct) =>
         ValueTask.FromResult<IChatClient>(new BalancedChatClient(
-            options.Name, _pool, _pool.Endpoints.Select(e => Client(e.Url).GetChatClient(model.Name).AsIChatClient()).ToList(), models.GenerationTimeout));
+            pool, model, endpoint => Client(endpoint).GetChatClient(model.Name).AsIChatClient(), models.GenerationTimeout));
 
     private OpenAIClient Client(string endpoint) => Client(endpoint, options.ApiKey, http.CreateClient(ModelExtensions.HttpClientName));
 

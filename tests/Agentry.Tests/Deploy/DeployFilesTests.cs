@@ -12,6 +12,7 @@ using Agentry.Tests.Tasks;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 
 namespace Agentry.Tests.Deploy;
@@ -292,9 +293,11 @@ public sealed class DeployFilesTests
         Validator.TryValidateObject(options, new ValidationContext(options), results, validateAllProperties: true);
         var errors = results.Select(r => r.ErrorMessage ?? "").ToList();
         var contract = typeof(IValidateOptions<>).MakeGenericType(options.GetType());
+        // A validator may read other sections (model discovery needs a Consul address), as it does in the program.
+        using var services = new ServiceCollection().AddSingleton(configuration).BuildServiceProvider();
         foreach (var validator in typeof(Program).Assembly.GetTypes().Where(t => t.IsClass && contract.IsAssignableFrom(t)))
         {
-            var instance = Activator.CreateInstance(validator, nonPublic: true)!;
+            var instance = ActivatorUtilities.CreateInstance(services, validator);
             var result = (ValidateOptionsResult)contract.GetMethod(nameof(IValidateOptions<object>.Validate))!.Invoke(instance, [Options.DefaultName, options])!;
             errors.AddRange(result.Failures ?? []);
         }

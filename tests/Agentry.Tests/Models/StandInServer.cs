@@ -7,8 +7,12 @@ using Microsoft.Extensions.Logging;
 
 namespace Agentry.Tests.Models;
 
-/// <summary>One request a stand-in took: method, path, headers and JSON body (if any).</summary>
-public sealed record StandInRequest(string Method, string Path, IReadOnlyDictionary<string, string> Headers, JsonElement? Body);
+/// <summary>One request a stand-in took: method, path, headers and JSON body (if any), and its query string.</summary>
+public sealed record StandInRequest(string Method, string Path, IReadOnlyDictionary<string, string> Headers, JsonElement? Body)
+{
+    /// <summary>Each query parameter's value (the first, when repeated).</summary>
+    public IReadOnlyDictionary<string, string> Query { get; init; } = new Dictionary<string, string>();
+}
 
 /// <summary>
 /// A real HTTP server on 127.0.0.1 (Kestrel, port 0) that speaks a model server's documented wire format, for
@@ -50,7 +54,10 @@ public sealed class StandInServer : IAsyncDisposable
             context.Request.Body.Position = 0;
         }
         var headers = context.Request.Headers.ToDictionary(h => h.Key, h => h.Value.ToString(), StringComparer.OrdinalIgnoreCase);
-        _requests.Enqueue(new StandInRequest(context.Request.Method, context.Request.Path.Value!, headers, body));
+        _requests.Enqueue(new StandInRequest(context.Request.Method, context.Request.Path.Value!, headers, body)
+        {
+            Query = context.Request.Query.ToDictionary(q => q.Key, q => q.Value.FirstOrDefault() ?? "", StringComparer.Ordinal),
+        });
         await next(context);
     }
 
