@@ -19,7 +19,9 @@ if (args is ["bench-baseline", ..])
     return await BenchmarkBaseline.RunAsync(args[1..]);
 }
 
-var builder = WebApplication.CreateSlimBuilder(args);
+// The program's own directory is the content root, so appsettings.json (log levels included) is read wherever the
+// process is started from; relative data paths (data/agentry.db) stay relative to the working directory.
+var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 
 builder.AddAgentryHosting();
 builder.AddTelemetry();
