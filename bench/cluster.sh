@@ -10,7 +10,11 @@
 # Baseline, same run: wrk against the bare Kestrel endpoint (`agentry bench-baseline`, GET /json) at the same
 # concurrency: what one process on this machine serves when it does nothing.
 #
-# Settings (environment): RUNS=3 DURATION=10 CONNECTIONS=32 E2E_TASKS=5000 WORKER_CONCURRENCY=32 SKIP_BUILD=0
+# Before measuring, each cluster runs WARMUP_TASKS tasks and READ_WARMUP seconds of reads: tiered compilation needs many
+# calls per node, and two API nodes each see half of the warm-up.
+#
+# Settings (environment): RUNS=3 DURATION=10 CONNECTIONS=32 E2E_TASKS=5000 WARMUP_TASKS=3000 READ_WARMUP=15
+#   WORKER_CONCURRENCY=32 SKIP_BUILD=0
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -25,6 +29,8 @@ CONNECTIONS="${CONNECTIONS:-32}"
 THREADS=1
 E2E_TASKS="${E2E_TASKS:-5000}"
 WORKER_CONCURRENCY="${WORKER_CONCURRENCY:-32}"
+WARMUP_TASKS="${WARMUP_TASKS:-3000}"
+READ_WARMUP="${READ_WARMUP:-15}"
 STARTUP_TIMEOUT=60
 TOPOLOGIES=("1 1" "2 2")
 
@@ -34,11 +40,11 @@ die() { echo "bench: ERROR: $*" >&2; exit 1; }
 ADMIN_EMAIL="bench@agentry.local"
 ADMIN_PASSWORD="bench-password-$RANDOM$RANDOM"
 
-for v in RUNS DURATION CONNECTIONS E2E_TASKS WORKER_CONCURRENCY; do
+for v in RUNS DURATION CONNECTIONS E2E_TASKS WARMUP_TASKS READ_WARMUP WORKER_CONCURRENCY; do
     [[ "${!v}" =~ ^[0-9]+$ ]] && [ "${!v}" -ge 1 ] || die "$v must be a positive integer (got '${!v}')"
 done
 [ "$DURATION" -le 300 ] || die "DURATION must be <= 300 s"
-[ $((E2E_TASKS % 1000)) -eq 0 ] || die "E2E_TASKS must be a multiple of 1000"
+[ $((E2E_TASKS % 1000)) -eq 0 ] && [ $((WARMUP_TASKS % 1000)) -eq 0 ] || die "E2E_TASKS and WARMUP_TASKS must be multiples of 1000"
 
 # shellcheck source=bench/lib.sh
 source "$BENCH_DIR/lib.sh"
@@ -134,10 +140,10 @@ for ((r = 1; r <= RUNS; r++)); do
         KEY=$(api POST "/api/v1/workspaces/$ws/api-keys" "$token" '{"name":"bench","scopes":["tasks:read","tasks:write","agents:read"]}' | json key)
         export BENCH_API_KEY="$KEY"
 
-        run_tasks 1000 >/dev/null   # warm-up: JIT, pools, connections, queues
+        run_tasks "$WARMUP_TASKS" >/dev/null   # warm-up: JIT (tiered compilation wants many calls per node), pools, queues
         seconds=$(run_tasks "$E2E_TASKS")
         TASKS[$name]+="$(python3 -c "print(round($E2E_TASKS / $seconds, 1))") "
-        run_wrk "reads-warmup" "$CLUSTER/api/v1/agents/$AGENT" lua/apikey.lua 5 "$RUN/wrk/reads-warmup.txt"
+        run_wrk "reads-warmup" "$CLUSTER/api/v1/agents/$AGENT" lua/apikey.lua "$READ_WARMUP" "$RUN/wrk/reads-warmup.txt"
         run_wrk "reads" "$CLUSTER/api/v1/agents/$AGENT" lua/apikey.lua "$DURATION" "$RUN/wrk/reads-$APIS-$WORKERS-$r.txt"
         read -r reads p99 bad errors < <(parse_wrk "$RUN/wrk/reads-$APIS-$WORKERS-$r.txt")
         [ "$bad" = 0 ] && [ "$errors" = 0 ] || die "reads got $bad non-2xx answers and $errors socket errors ($RUN/wrk/reads-$APIS-$WORKERS-$r.txt)"
