@@ -13,7 +13,7 @@
 # Before measuring, each cluster runs WARMUP_TASKS tasks and READ_WARMUP seconds of reads: tiered compilation needs many
 # calls per node, and two API nodes each see half of the warm-up.
 #
-# Settings (environment): RUNS=3 DURATION=10 CONNECTIONS=32 E2E_TASKS=5000 WARMUP_TASKS=3000 READ_WARMUP=15
+# Settings (environment): RUNS=3 DURATION=10 CONNECTIONS=32 E2E_TASKS=5000 WARMUP_TASKS=3000 READ_WARMUP=60
 #   WORKER_CONCURRENCY=32 SKIP_BUILD=0
 set -euo pipefail
 
@@ -30,7 +30,7 @@ THREADS=1
 E2E_TASKS="${E2E_TASKS:-5000}"
 WORKER_CONCURRENCY="${WORKER_CONCURRENCY:-32}"
 WARMUP_TASKS="${WARMUP_TASKS:-3000}"
-READ_WARMUP="${READ_WARMUP:-15}"
+READ_WARMUP="${READ_WARMUP:-60}"
 STARTUP_TIMEOUT=60
 TOPOLOGIES=("1 1" "2 2")
 
