@@ -78,16 +78,6 @@ for _ in range(200):
 EOF
 }
 
-json() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
-
-api() {  # method path bearer body [workspace] -> body of a 2xx, or die
-    local resp
-    resp=$(curl -sS -w '\n%{http_code}' -X "$1" -H 'Content-Type: application/json' -H "Authorization: Bearer $3" \
-        ${5:+-H "Agentry-Workspace: $5"} --data-binary "$4" "$CLUSTER$2") || die "$1 $2 failed"
-    [[ "${resp##*$'\n'}" == 2* ]] || die "$1 $2 answered ${resp##*$'\n'}: ${resp%$'\n'*}"
-    echo "${resp%$'\n'*}"
-}
-
 cluster() {  # command: scripts/cluster.sh with this run's settings
     "${LAUNCH_ENV[@]}" AGENTRY_CLUSTER_DIR="$CLUSTER_DIR" AGENTRY_CLUSTER_PORT="$CLUSTER_PORT" AGENTRY_CLUSTER_APP="$PUBLISH" \
         AGENTRY_CLUSTER_APIS="$APIS" AGENTRY_CLUSTER_WORKERS="$WORKERS" Agentry__Queue__Concurrency="$WORKER_CONCURRENCY" Agentry__Egress__AllowedNetworks__0=127.0.0.1/32 \
@@ -118,8 +108,6 @@ run_tasks() {  # count -> seconds from the first submission until all have succe
     python3 -c "print(($(now_us) - $t0) / 1e6)"
 }
 
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-
 declare -A TASKS READS MEMORY
 BASELINE=()
 for ((r = 1; r <= RUNS; r++)); do
@@ -132,6 +120,7 @@ for ((r = 1; r <= RUNS; r++)); do
         CLUSTER_DIR="$RUN/cluster-$APIS-$WORKERS-$r"
         CLUSTER_PORT=$(cluster_port)
         CLUSTER="http://127.0.0.1:$CLUSTER_PORT"
+        SVC="$CLUSTER"   # what api() talks to
         cluster start >/dev/null 2>"$RUN/cluster-$APIS-$WORKERS-$r.log" || { tail -n 20 "$RUN/cluster-$APIS-$WORKERS-$r.log" >&2; die "the $name cluster did not start"; }
         token=$(curl -sS -X POST "$CLUSTER/connect/token" -d grant_type=password -d client_id=agentry-cli \
             --data-urlencode "username=$ADMIN_EMAIL" --data-urlencode "password=$ADMIN_PASSWORD" | json access_token) || die "could not sign in"

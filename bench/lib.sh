@@ -207,3 +207,16 @@ build_bench() {  # project-dir name assembly-name -> the output directory in BUI
         --disable-build-servers -nologo >"$RESULTS/$name-build.log" 2>&1 \
         || { tail -n 30 "$RESULTS/$name-build.log" >&2; die "build failed (log: $RESULTS/$name-build.log)"; }
 }
+
+# --- the API, for the scripts that drive a node or a cluster at $SVC -----------------------------------------------
+json() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+
+api() {  # method path bearer body [workspace] -> body of a 2xx, or die
+    local resp
+    resp=$(curl -sS -w '\n%{http_code}' -X "$1" -H 'Content-Type: application/json' -H "Authorization: Bearer $3" \
+        ${5:+-H "Agentry-Workspace: $5"} --data-binary "$4" "$SVC$2") || die "$1 $2 failed"
+    [[ "${resp##*$'\n'}" == 2* ]] || die "$1 $2 answered ${resp##*$'\n'}: ${resp%$'\n'*}"
+    echo "${resp%$'\n'*}"
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }

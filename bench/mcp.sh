@@ -132,7 +132,6 @@ for ((r = 1; r <= WRK_RUNS; r++)); do
         WRK_RPS[$path]+="$(parse_wrk "$RUN/wrk-$path-$CONCURRENCY-$r.txt" | cut -d' ' -f1) "
     done
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 {
     echo
     echo "With wrk as the HTTP client ($WRK_RUNS interleaved runs of ${SECONDS_PER_PATH} s per path; medians of the runs' medians):"

@@ -109,16 +109,6 @@ start_service() {  # name role provider: a fresh node, signed in, with a workspa
     BENCH_API_KEY=$(api POST "/api/v1/workspaces/$ws/api-keys" "$token" '{"name":"bench","scopes":["tasks:read","tasks:write"]}' | json key)
 }
 
-json() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
-
-api() {  # method path bearer body [workspace] -> body of a 2xx, or die
-    local resp
-    resp=$(curl -sS -w '\n%{http_code}' -X "$1" -H 'Content-Type: application/json' -H "Authorization: Bearer $3" \
-        ${5:+-H "Agentry-Workspace: $5"} --data-binary "$4" "$SVC$2") || die "$1 $2 failed"
-    [[ "${resp##*$'\n'}" == 2* ]] || die "$1 $2 answered ${resp##*$'\n'}: ${resp%$'\n'*}"
-    echo "${resp%$'\n'*}"
-}
-
 succeeded() {  # tasks this node has finished successfully (its own counter since start)
     curl -s "$SVC/metrics" | awk '/^task_attempts_finished_total\{.*outcome="succeeded"/ { n += $NF } END { print n + 0 }'
 }

@@ -102,9 +102,8 @@ app_dir() {
     echo "$DIR/app"
 }
 
-# The settings every node shares; the role and the port are the node's own.
+# The settings every node shares; the role and the port are the node's own. Needs the servers' settings (start_servers).
 node_env() {
-    eval "$("$ROOT/scripts/services.sh" env)"
     local pg="$AGENTRY_TEST_POSTGRES" own
     own="$(conn_get Database "$pg")"
     cat <<EOF

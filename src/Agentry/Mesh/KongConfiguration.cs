@@ -66,9 +66,12 @@ internal sealed class KongConfiguration(
     private static readonly string[] Tags = [ManagedTag];
 
     /// <summary>The configuration for the routes of <paramref name="sources"/> (the application's own route table), as YAML.</summary>
-    public string ToYaml(IEnumerable<EndpointDataSource> sources) =>
+    public string ToYaml(IEnumerable<EndpointDataSource> sources) => ToYaml(Build(sources));
+
+    /// <summary>A document from <see cref="Build"/> as decK YAML.</summary>
+    public static string ToYaml(Dictionary<string, object> document) =>
         // Strings that YAML would read as something else ("3.0", "on") are quoted.
-        new SerializerBuilder().WithQuotingNecessaryStrings().Build().Serialize(Build(sources));
+        new SerializerBuilder().WithQuotingNecessaryStrings().Build().Serialize(document);
 
     /// <summary>The configuration as decK's document model: maps, lists and scalars.</summary>
     public Dictionary<string, object> Build(IEnumerable<EndpointDataSource> sources)

@@ -46,8 +46,7 @@ internal sealed class KongSync(KongConfiguration configuration, IHttpClientFacto
 
     private static async Task<string> LoadDeclarativeAsync(AdminApi api, Dictionary<string, object> document, CancellationToken ct)
     {
-        var yaml = new YamlDotNet.Serialization.SerializerBuilder().WithQuotingNecessaryStrings().Build().Serialize(document);
-        var status = await api.SendStatusAsync(HttpMethod.Post, "config?check_hash=1", new JsonObject { ["config"] = yaml }, ct);
+        var status = await api.SendStatusAsync(HttpMethod.Post, "config?check_hash=1", new JsonObject { ["config"] = KongConfiguration.ToYaml(document) }, ct);
         return status == HttpStatusCode.NotModified
             ? $"Kong at {api.Admin} (DB-less) already runs this configuration."
             : $"Kong at {api.Admin} (DB-less) loaded the configuration.";

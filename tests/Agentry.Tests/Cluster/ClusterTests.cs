@@ -39,7 +39,7 @@ public sealed class ClusterTests(LocalCluster cluster, ITestOutputHelper output)
                 var n = i;
                 accepted[n] = await RetryingAsync(async () =>
                 {
-                    using var request = new HttpRequestMessage(HttpMethod.Post, "/api/v1/tasks") { Content = JsonContent(new { agentId = agent, input = new { n }, maxAttempts = 50 }) };
+                    using var request = new HttpRequestMessage(HttpMethod.Post, "/api/v1/tasks") { Content = HttpAssertions.Json(new { agentId = agent, input = new { n }, maxAttempts = 50 }) };
                     request.Headers.Add("Idempotency-Key", $"task-{n}");
                     using var response = await client.SendAsync(request);
                     return response.StatusCode == HttpStatusCode.Accepted ? (await response.ReadAsync<TaskResponse>(HttpStatusCode.Accepted)).Id : (Guid?)null;
@@ -150,7 +150,7 @@ public sealed class ClusterTests(LocalCluster cluster, ITestOutputHelper output)
             .ReadAsync<JsonElement>(HttpStatusCode.Created)).GetProperty("id").GetGuid();
         Assert.Equal("first", (await (await two.GetAsync($"/api/v1/agents/{agent}")).ReadAsync<JsonElement>()).GetProperty("description").GetString());
         Assert.Equal("first", (await (await two.GetAsync($"/api/v1/agents/{agent}")).ReadAsync<JsonElement>()).GetProperty("description").GetString());
-        await (await one.PatchAsync($"/api/v1/agents/{agent}", JsonContent(new { description = "second" }))).ReadAsync<JsonElement>();
+        await (await one.PatchAsync($"/api/v1/agents/{agent}", HttpAssertions.Json(new { description = "second" }))).ReadAsync<JsonElement>();
         Assert.True(await HttpAssertions.EventuallyAsync(
             async () => (await (await two.GetAsync($"/api/v1/agents/{agent}")).ReadAsync<JsonElement>()).GetProperty("description").GetString() == "second",
             TimeSpan.FromSeconds(1)), "api-2 still served the old agent a second after the change");
@@ -215,8 +215,6 @@ public sealed class ClusterTests(LocalCluster cluster, ITestOutputHelper output)
             await Task.Delay(250);
         }
     }
-
-    private static StringContent JsonContent<T>(T body) => new(JsonSerializer.Serialize(body, JsonSerializerOptions.Web), System.Text.Encoding.UTF8, "application/json");
 
     private static async Task<HttpResponseMessage> OpenStreamAsync(HttpClient client, Guid task, long? lastEventId)
     {
