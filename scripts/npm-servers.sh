@@ -49,3 +49,17 @@ install_chroma() {
     fi
     [ -f "$CHROMA_DIR/node_modules/chromadb/dist/cli.mjs" ]
 }
+
+# playwright-core (no browser download) for the web console's end-to-end tests, which drive Debian's chromium.
+PLAYWRIGHT_VERSION=1.65.1
+PLAYWRIGHT_DIR="$ROOT/.playwright"
+install_playwright() {
+    ensure_node || return 1
+    if [ "$(node -p "require('$PLAYWRIGHT_DIR/node_modules/playwright-core/package.json').version" 2>/dev/null)" != "$PLAYWRIGHT_VERSION" ]; then
+        log "installing playwright-core $PLAYWRIGHT_VERSION into $PLAYWRIGHT_DIR"
+        mkdir -p "$PLAYWRIGHT_DIR"
+        [ -f "$PLAYWRIGHT_DIR/package.json" ] || echo '{"private": true}' >"$PLAYWRIGHT_DIR/package.json"
+        npm install --prefix "$PLAYWRIGHT_DIR" --no-audit --no-fund --save-exact "playwright-core@$PLAYWRIGHT_VERSION" >&2 || return 1
+    fi
+    [ -f "$PLAYWRIGHT_DIR/node_modules/playwright-core/index.mjs" ] && [ -x /usr/bin/chromium ]
+}

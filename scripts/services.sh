@@ -78,6 +78,8 @@ install_missing() {
     command -v wrk >/dev/null || missing+=(wrk)
     # The load balancer of scripts/cluster.sh (its own instance; Debian's default site is never started here).
     [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+    # The browser the web console's end-to-end tests drive (headless, through playwright-core from npm).
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
     ((${#missing[@]} == 0)) && return 0
     is_root || die "missing packages (${missing[*]}); run as root or install them"
     log "installing ${missing[*]} (apt-get, log in /tmp/agentry-apt.log)"

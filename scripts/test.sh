@@ -44,6 +44,16 @@ else
     log "the ChromaDB server could not be installed; the tests that need it will be skipped"
 fi
 
+if install_playwright; then
+    export AGENTRY_TEST_NODE="$(command -v node)"
+    export AGENTRY_TEST_PLAYWRIGHT="$PLAYWRIGHT_DIR/node_modules/playwright-core"
+    export AGENTRY_TEST_CHROMIUM=/usr/bin/chromium
+elif [ "${CI:-}" = true ]; then
+    fail_summary "playwright-core or chromium could not be installed"
+else
+    log "playwright-core or chromium could not be installed; the web console's end-to-end tests will be skipped"
+fi
+
 # Same behaviour locally and in CI: no telemetry/banners, plain (non-interactive) logger.
 export DOTNET_CLI_TELEMETRY_OPTOUT=1
 export DOTNET_NOLOGO=1

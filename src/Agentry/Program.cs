@@ -12,6 +12,7 @@ using Agentry.Sockets;
 using Agentry.Tasks;
 using Agentry.Tools;
 using Agentry.Usage;
+using Agentry.WebConsole;
 using Agentry.Workspaces;
 
 if (args is ["bench-baseline", ..])
@@ -43,10 +44,12 @@ builder.AddWebSocketApi();
 builder.AddMcpEndpoint();
 builder.AddMesh();
 builder.AddOperations();
+builder.AddWebConsole();
 
 var app = builder.BuildAgentry();
 
 app.UseAgentryHosting();
+app.UseWebConsole();
 app.UseWebSocketApi();
 app.UseAgentryIdentity();
 app.UseAgentryRateLimiting();

@@ -13,6 +13,10 @@ internal static class WebHygieneExtensions
     private const string DocsPolicy = "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; " +
         "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'";
 
+    // The web console: its own scripts and styles only, no inline code; API calls and streams to this origin.
+    private const string ConsolePolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
     public static IHostApplicationBuilder AddWebHygiene(this IHostApplicationBuilder builder)
     {
         builder.Services.AddSingleton<IValidateOptions<HostingOptions>, HostingOptionsValidator>();
@@ -21,7 +25,7 @@ internal static class WebHygieneExtensions
             .Configure<IOptions<HostingOptions>>((cors, hosting) => cors.AddDefaultPolicy(policy => policy
                 .WithOrigins(hosting.Value.CorsOrigins)
                 .WithMethods("GET", "POST", "PUT", "PATCH", "DELETE")
-                .WithHeaders("Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID")
+                .WithHeaders("Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID", "Agentry-Workspace")
                 .WithExposedHeaders("Location", "Retry-After")
                 .SetPreflightMaxAge(TimeSpan.FromMinutes(10))));
         builder.Services.AddOptions<ForwardedHeadersOptions>()
@@ -55,7 +59,8 @@ internal static class WebHygieneExtensions
         headers.XFrameOptions = "DENY";
         headers["Referrer-Policy"] = "no-referrer";
         headers["Cross-Origin-Opener-Policy"] = "same-origin";
-        headers.ContentSecurityPolicy = context.Request.Path.StartsWithSegments("/docs") ? DocsPolicy : ApiHeadersPolicy;
+        headers.ContentSecurityPolicy = context.Request.Path.StartsWithSegments("/docs") ? DocsPolicy
+            : context.Request.Path.StartsWithSegments("/console") ? ConsolePolicy : ApiHeadersPolicy;
         if (context.Request.IsHttps)
         {
             headers.StrictTransportSecurity = "max-age=31536000; includeSubDomains";

@@ -42,6 +42,9 @@ public sealed record BatchItemResult(int Index, bool Created, TaskResponse Task)
 
 public sealed record BatchResponse(IReadOnlyList<BatchItemResult> Items);
 
+/// <summary>The workspace's tasks by status: the queue's depth (queued, running, waiting for approval) and how they ended.</summary>
+public sealed record TaskCountsResponse(int Queued, int Running, int Waiting, int Succeeded, int Dead, int Cancelled);
+
 public sealed record TaskResponse(
     Guid Id, Guid AgentId, int AgentVersion, string Kind, string Status, int Priority, DateTime RunAt, int Attempts, int MaxAttempts,
     int TimeoutSeconds, JsonElement Input, JsonElement? Result, string? LastError, string? Reason, string? IdempotencyKey,

@@ -24,6 +24,8 @@ public static class TaskEndpoints
             .ProducesWriteProblems().ProducesProblem(StatusCodes.Status422UnprocessableEntity);
         group.MapGet("/", ListAsync).WithName("ListTasks").WithSummary("List the workspace's tasks, newest first, a page at a time")
             .RequireScope(ApiKeyScopes.TasksRead).RequireCurrentWorkspaceRole(Roles.Viewer);
+        group.MapGet("/counts", CountAsync).WithName("CountTasks").WithSummary("How many of the workspace's tasks are in each status (the queue's depth)")
+            .RequireScope(ApiKeyScopes.TasksRead).RequireCurrentWorkspaceRole(Roles.Viewer);
         group.MapGet("/{id:guid}", GetAsync).WithName("GetTask").WithSummary("Get a task")
             .RequireScope(ApiKeyScopes.TasksRead).RequireCurrentWorkspaceRole(Roles.Viewer);
         group.MapPost("/{id:guid}/cancel", CancelAsync).WithName("CancelTask").WithSummary("Cancel a task; a running one is told to stop, a queued or waiting one ends at once")
@@ -72,6 +74,16 @@ public static class TaskEndpoints
         return outcome.Problem is not null
             ? outcome.Problem
             : TypedResults.Accepted("/api/v1/tasks", new BatchResponse(outcome.Tasks.Select((t, i) => new BatchItemResult(i, t.Created, t.Task.ToResponse())).ToList()));
+    }
+
+    internal static async Task<Ok<TaskCountsResponse>> CountAsync(CurrentWorkspace workspace, AppDbContext db, CancellationToken ct)
+    {
+        var counts = await db.Tasks.AsNoTracking().Where(t => t.WorkspaceId == workspace.Id)
+            .GroupBy(t => t.Status).Select(g => new { Status = g.Key, Count = g.Count() }).ToDictionaryAsync(g => g.Status, g => g.Count, ct);
+        int Of(string status) => counts.GetValueOrDefault(status);
+        return TypedResults.Ok(new TaskCountsResponse(
+            Of(AgentTaskStatus.Queued), Of(AgentTaskStatus.Running), Of(AgentTaskStatus.Waiting),
+            Of(AgentTaskStatus.Succeeded), Of(AgentTaskStatus.Dead), Of(AgentTaskStatus.Cancelled)));
     }
 
     internal static async Task<Results<Ok<Page<TaskResponse>>, ProblemHttpResult>> ListAsync(

@@ -63,7 +63,7 @@ public sealed class LocalCluster : IAsyncLifetime
     private async Task RunAsync(params string[] args)
     {
         var start = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(Path.Combine(RepositoryRoot(), "scripts", "cluster.sh"));
+        start.ArgumentList.Add(Path.Combine(Checkout.Root, "scripts", "cluster.sh"));
         foreach (var arg in args)
         {
             start.ArgumentList.Add(arg);
@@ -122,19 +122,6 @@ public sealed class LocalCluster : IAsyncLifetime
     private string LogTails() => string.Join('\n', Directory.Exists(_directory)
         ? Directory.GetFiles(_directory, "*.log").Select(f => $"--- {Path.GetFileName(f)}\n{string.Join('\n', File.ReadLines(f).TakeLast(15))}")
         : []);
-
-    /// <summary>The checkout this test build came from (where scripts/cluster.sh is).</summary>
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "scripts", "cluster.sh")))
-            {
-                return dir.FullName;
-            }
-        }
-        throw new InvalidOperationException("scripts/cluster.sh not found above " + AppContext.BaseDirectory);
-    }
 
     /// <summary>The first of <paramref name="count"/> consecutive free loopback ports.</summary>
     private static int FreePortRun(int count)
