@@ -41,7 +41,11 @@ export async function signIn(page, email = env.AGENTRY_EMAIL, password = env.AGE
 
 /** Opens a section (#/name...) and waits until its first data is on screen. */
 export async function open(page, hash, ready = hash.replace(/^#\//, '').split(/[/?]/)[0]) {
-  await page.goto(`${base}/console/${hash}`);
+  const url = `${base}/console/${hash}`;
+  // The mark of the page shown now goes first, so the wait below is for the page asked for.
+  await page.evaluate(() => { delete document.body.dataset.ready; }).catch(() => {});
+  if (page.url() === url) await page.reload();
+  else await page.goto(url);
   await page.locator(`body[data-ready="${ready}"]`).waitFor();
 }
 

@@ -78,7 +78,7 @@ export function table(columns, rows, empty = 'Nothing here yet.') {
   if (!rows.length) return h('p.muted', empty);
   return h('div.scroll', h('table',
     h('thead', h('tr', columns.map((c) => h('th', { scope: 'col' }, c.title)))),
-    h('tbody', rows.map((row) => h('tr', columns.map((c) => h('td', c.cell(row))))))));
+    h('tbody', rows.map((row) => h('tr', columns.map((c) => h('td', { 'data-label': c.title }, c.cell(row))))))));
 }
 
 /** The values of a form's named fields. */
@@ -107,6 +107,14 @@ export function pager(load, cursor, into) {
     }
   });
   return h('div', button, errors);
+}
+
+/** Cursor paging that goes on: fetchPage(cursor) resolves to a page ({ items, nextCursor }), rows(items) renders it. */
+export function more(fetchPage, rows, cursor) {
+  return pager(async (next) => {
+    const page = await fetchPage(next);
+    return h('div', rows(page.items), more(fetchPage, rows, page.nextCursor));
+  }, cursor);
 }
 
 /** Pretty JSON. */
