@@ -46,10 +46,13 @@ internal sealed class KongConfiguration(
     /// <summary>Routes for the operators' network only (Prometheus scrapes each node itself), never published.</summary>
     private static readonly string[] Internal = ["/metrics"];
 
-    /// <summary>The route groups: <c>/api/v1/{resource}</c> for the REST API, else the first path segment; sorted.</summary>
+    /// <summary>Paths served by middleware rather than endpoints: the web console's static files.</summary>
+    private static readonly string[] Static = [Agentry.WebConsole.ConsoleExtensions.Path];
+
+    /// <summary>The route groups: <c>/api/v1/{resource}</c> for the REST API, else the first path segment, and the console; sorted.</summary>
     public static IReadOnlyList<string> RouteGroups(IEnumerable<EndpointDataSource> sources) =>
         [.. sources.SelectMany(s => s.Endpoints).OfType<RouteEndpoint>()
-            .Select(e => GroupOf(e.RoutePattern.RawText ?? ""))
+            .Select(e => GroupOf(e.RoutePattern.RawText ?? "")).Concat(Static)
             .Where(g => g.Length > 1 && !Internal.Contains(g))
             .Distinct().Order(StringComparer.Ordinal)];
 

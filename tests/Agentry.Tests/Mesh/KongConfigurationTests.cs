@@ -30,7 +30,7 @@ public sealed class KongConfigurationTests
         var routes = ((YamlSequenceNode)service["routes"]).Cast<YamlMappingNode>().ToList();
         var paths = routes.SelectMany(r => ((YamlSequenceNode)r["paths"]).Select(p => ((YamlScalarNode)p).Value!)).ToList();
         Assert.Equal(await RouteGroupsAsync(), paths);
-        Assert.Superset(new HashSet<string> { "/api/v1/agents", "/api/v1/tasks", "/api/v1/collections", "/v1", "/mcp", "/connect", "/health" }, paths.ToHashSet());
+        Assert.Superset(new HashSet<string> { "/api/v1/agents", "/api/v1/tasks", "/api/v1/collections", "/v1", "/mcp", "/connect", "/health", "/console" }, paths.ToHashSet());
         Assert.DoesNotContain("/metrics", paths);
         Assert.All(routes, r => Assert.Equal(("false", "false", "true"), (Scalar(r, "strip_path"), Scalar(r, "response_buffering"), Scalar(r, "preserve_host"))));
         Assert.Equal(routes.Count, routes.Select(r => Scalar(r, "name")).Distinct().Count());
