@@ -1,6 +1,6 @@
 // Sign-in: a wrong password shows the server's own error; the right one opens the overview; the session is cookies
 // that script cannot read (no token in storage); sign-out revokes it, so the old cookie no longer works.
-import { scenario, base, check, signIn } from './lib.mjs';
+import { scenario, base, check } from './lib.mjs';
 
 await scenario('signin', async ({ page, context, shot, step, env }) => {
   step('wrong password');
@@ -11,10 +11,29 @@ await scenario('signin', async ({ page, context, shot, step, env }) => {
   await page.getByRole('alert').filter({ hasText: 'The email or password is wrong.' }).waitFor();
   await shot('refused');
 
-  step('right password');
-  await signIn(page);
+  step('right password, with the keyboard only');
+  await page.getByLabel('Email').fill('');
+  await page.getByLabel('Email').focus();
+  await page.keyboard.type(env.AGENTRY_EMAIL);
+  await page.keyboard.press('Tab');
+  await page.keyboard.type(env.AGENTRY_PASSWORD);
+  await page.keyboard.press('Enter');
+  await page.locator('body[data-ready="overview"]').waitFor();
   await page.getByRole('heading', { name: 'Tasks by status' }).waitFor();
   await shot('overview');
+
+  step('the sections are reachable from the keyboard');
+  await page.reload();
+  await page.locator('body[data-ready="overview"]').waitFor();
+  await page.keyboard.press('Tab');
+  check(await page.evaluate(() => document.activeElement.textContent) === 'Skip to content', 'the first stop is the skip link');
+  await page.keyboard.press('Tab');
+  await page.keyboard.press('Tab');
+  check(await page.evaluate(() => document.activeElement.textContent) === 'Agents', 'the section links follow');
+  await page.keyboard.press('Enter');
+  await page.waitForURL(/#\/agents$/);
+  await page.goto(`${base}/console/#/overview`);
+  await page.locator('body[data-ready="overview"]').waitFor();
 
   const cookies = await context.cookies();
   const access = cookies.find((c) => c.name === 'agentry_access');
