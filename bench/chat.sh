@@ -42,17 +42,9 @@ command -v dotnet >/dev/null || die "dotnet not found"
 command -v curl >/dev/null || die "curl not found"
 
 publish_release
-build_bench "$BENCH_DIR/ChatBench" chat-bench Agentry.Bench
-CHAT_BENCH="$BUILT_DIR"
-
 rm -rf "$RUN"; mkdir -p "$RUN"
-MODEL="$RUN/tiny.gguf"
-dotnet "$CHAT_BENCH/Agentry.Bench.dll" write-model "$MODEL"
-
+tiny_model_env "$RUN"
 read -r PORT _ < <(free_ports)
-launch_env \
-    Agentry__Llm__Providers__0__Name=local Agentry__Llm__Providers__0__Kind=llamacpp \
-    Agentry__Llm__Providers__0__Path="$MODEL" Agentry__Llm__Providers__0__Threads=1
 start_dll "$RUN/service" "$PORT" "$RUN/service.log"
 SVC_PID=$LAST_PID
 wait_ready "$SVC_PID" "$PORT" /health "$RUN/service.log"

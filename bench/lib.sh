@@ -209,6 +209,18 @@ build_bench() {  # project-dir name assembly-name -> the output directory in BUI
 }
 
 # --- the API, for the scripts that drive a node or a cluster at $SVC -----------------------------------------------
+# The tiny llama.cpp model the tests write (bench/ChatBench), as provider `local` (model `local/tiny`, one thread) in the
+# environment of the next start_dll. Sets CHAT_BENCH (the built bench) and MODEL (run-dir/tiny.gguf).
+tiny_model_env() {  # run-dir
+    build_bench "$BENCH_DIR/ChatBench" chat-bench Agentry.Bench
+    CHAT_BENCH="$BUILT_DIR"
+    MODEL="$1/tiny.gguf"
+    dotnet "$CHAT_BENCH/Agentry.Bench.dll" write-model "$MODEL"
+    launch_env \
+        Agentry__Llm__Providers__0__Name=local Agentry__Llm__Providers__0__Kind=llamacpp \
+        Agentry__Llm__Providers__0__Path="$MODEL" Agentry__Llm__Providers__0__Threads=1
+}
+
 json() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 
 api() {  # method path bearer body [workspace] -> body of a 2xx, or die

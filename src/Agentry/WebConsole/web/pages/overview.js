@@ -1,4 +1,5 @@
-// Overview: the queue's depth by status, recent tasks, dead letters and today's token usage, read in parallel.
+// Overview: the queue's depth by status, recent tasks, dead letters and today's token usage, read in parallel and
+// refreshed every 5 s while the page is visible.
 import { api } from '../api.js';
 import { h, fill, problem, badge, time, table, ready } from '../ui.js';
 
@@ -25,7 +26,7 @@ export default async function render(root) {
     { title: 'Created', cell: (t) => time(t.createdAt) },
   ];
   const show = (where, promise, view) => promise.then((value) => fill(where, view(value)), (error) => fill(where, problem(error)));
-  await Promise.allSettled([
+  const load = () => Promise.allSettled([
     show(counts, api('/api/v1/tasks/counts'), (c) => statuses.map((s) =>
       h('div', h('div.stat', { 'data-status': s }, String(c[s])), h('a', { href: `#/tasks?status=${s}` }, s)))),
     show(usage, api(`/api/v1/usage?from=${encodeURIComponent(today.toISOString())}`), (u) => [
@@ -37,5 +38,9 @@ export default async function render(root) {
     show(recent, api('/api/v1/tasks?limit=10'), (p) => table(taskColumns, p.items, 'No tasks yet.')),
     show(dead, api('/api/v1/tasks?status=dead&limit=10'), (p) => table(taskColumns, p.items, 'No dead tasks.')),
   ]);
+  await load();
   ready('overview');
+  // The queue moves on its own: the page follows it while it is open and visible.
+  const timer = setInterval(() => { if (!document.hidden) load(); }, 5000);
+  return () => clearInterval(timer);
 }
