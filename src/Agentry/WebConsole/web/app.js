@@ -11,11 +11,15 @@ let me = null;
 let leave = null;
 let signedIn = false;
 
-async function route() {
-  if (!signedIn) return;
+function where() {
   const [path, search = ''] = location.hash.replace(/^#\/?/, '').split('?');
   const [section = 'overview', ...params] = path.split('/').map(decodeURIComponent);
-  const name = sections.includes(section) ? section : 'overview';
+  return { name: sections.includes(section) ? section : 'overview', params, search };
+}
+
+async function route() {
+  if (!signedIn) return;
+  const { name, params, search } = where();
   for (const link of document.querySelectorAll('#nav a')) {
     if (link.getAttribute('href') === `#/${name}`) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
@@ -71,6 +75,8 @@ function showShell() {
 }
 
 async function start() {
+  // The page's module loads while /me is asked, so the page's own data is the only round trip after it.
+  import(`./pages/${where().name}.js`).catch(() => {});
   try {
     me = await api('/api/v1/me');
   } catch (error) {
