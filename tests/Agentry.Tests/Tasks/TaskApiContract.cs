@@ -155,6 +155,43 @@ public abstract class TaskApiContract(ITaskQueueFixture fixture) : TaskContractB
     }
 
     [Fact]
+    public async Task Counts_say_how_many_of_the_workspace_tasks_are_in_each_status_and_leave_other_workspaces_out()
+    {
+        var (client, agent) = await WorkspaceAsync();
+        var (stranger, strangerAgent) = await WorkspaceAsync();
+        Assert.Equal(new TaskCountsResponse(0, 0, 0, 0, 0, 0), await CountsAsync(client));
+
+        var later = DateTime.UtcNow.AddHours(1);
+        await SubmitBatchAsync(client, agent, 3, later);
+        var succeeded = await SubmitBatchAsync(client, agent, 2, runAt: null);
+        var dead = await SubmitAsync(client, agent, new { mode = "fatal" });
+        var running = await SubmitAsync(client, agent, new { mode = "block" });
+        var cancelled = await SubmitAsync(client, agent, new { mode = "ok" }, runAt: later);
+        Assert.Equal(HttpStatusCode.Accepted, (await client.PostAsync($"{Url}/{cancelled}/cancel", null)).StatusCode);
+        var strangers = await SubmitBatchAsync(stranger, strangerAgent, 4, runAt: null);
+        foreach (var id in succeeded.Append(dead))
+        {
+            await FinalAsync(client, id);
+        }
+        Assert.True(await HttpAssertions.EventuallyAsync(async () => (await GetAsync(client, running)).Status == AgentTaskStatus.Running, Patience));
+
+        Assert.Equal(new TaskCountsResponse(Queued: 3, Running: 1, Waiting: 0, Succeeded: 2, Dead: 1, Cancelled: 1), await CountsAsync(client));
+        foreach (var id in strangers)
+        {
+            await FinalAsync(stranger, id);
+        }
+        Assert.Equal(new TaskCountsResponse(0, 0, 0, Succeeded: 4, 0, 0), await CountsAsync(stranger));
+
+        // The blocked task ends, so it holds no worker slot after the test.
+        await client.PostAsync($"{Url}/{running}/cancel", null);
+        Assert.Equal(AgentTaskStatus.Cancelled, (await FinalAsync(client, running)).Status);
+        Assert.Equal(new TaskCountsResponse(3, 0, 0, 2, 1, Cancelled: 2), await CountsAsync(client));
+    }
+
+    private static async Task<TaskCountsResponse> CountsAsync(HttpClient client) =>
+        await (await client.GetAsync($"{Url}/counts")).ReadAsync<TaskCountsResponse>();
+
+    [Fact]
     public async Task Tasks_are_scoped_to_their_workspace()
     {
         var (client, agent) = await WorkspaceAsync();
