@@ -223,5 +223,12 @@ await scenario('agents-tasks', async ({ page, context, shot, step, env }) => {
   const deadTimeline = await timeline.locator('li').evaluateAll((items) => items.map((li) => ({ seq: Number(li.dataset.seq), type: li.dataset.type })));
   await shot('task-discarded');
 
+  step('the agent\'s changes in the audit log');
+  await open(page, '#/admin/audit?action=agent.', 'admin');
+  for (const action of ['agent.created', 'agent.updated', 'agent.imported', 'agent.deleted']) {
+    await page.getByRole('row').filter({ hasText: action }).filter({ hasText: action === 'agent.created' || action === 'agent.updated' ? agentId : importedId }).first().waitFor();
+  }
+  await shot('audit-agents');
+
   return { agentId, importedId, taskId, shown, keyedTaskId, elsewhereTaskId, cancelledTaskId, deadTimeline };
 });
