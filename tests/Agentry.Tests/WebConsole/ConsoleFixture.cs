@@ -14,6 +14,15 @@ namespace Agentry.Tests.WebConsole;
 /// </summary>
 public sealed class ConsoleFixture : IAsyncLifetime
 {
+    /// <summary>The tiny GGUF model the console chats with.</summary>
+    public const string ChatModel = "local/tiny";
+
+    /// <summary>
+    /// The same weights given an 8,192-token window, so a reply runs to 2,048 tokens (<c>Agentry:Chat:MaxReplyTokens</c>;
+    /// <see cref="ChatModel"/>'s stay at half its 256-token window): long enough to stop, or to reload the page during.
+    /// </summary>
+    public const string LongChatModel = "long/tiny";
+
     private AgentryProcess _node = null!;
 
     public Uri BaseAddress => _node.BaseAddress!;
@@ -32,9 +41,11 @@ public sealed class ConsoleFixture : IAsyncLifetime
         TinyGguf.Write(model);
         Receiver = await WebhookReceiver.StartAsync();
         _node = await AgentryProcess.StartNodeAsync(KnowledgeSettings.SqliteNode(directory)
-            .With(TinyModelFixture.LlamaCppSettings(("local", model)))
+            .With(TinyModelFixture.LlamaCppSettings(("local", model), ("long", model)))
             .With(new Dictionary<string, string?>
             {
+                ["Agentry:Llm:Providers:1:ContextSize"] = "8192",
+                ["Agentry:Chat:MaxReplyTokens"] = "2048",
                 ["Agentry:RateLimits:Enabled"] = "false",
                 ["Agentry:Queue:Heartbeat"] = "00:00:00.500",
             }));
