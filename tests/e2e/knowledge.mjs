@@ -84,5 +84,14 @@ await scenario('knowledge', async ({ page, shot, step, env }) => {
   await page.locator('tr', { hasText: 'observatory-log.txt' }).waitFor();
   await shot('collection-narrow');
 
+  step('the collection and its documents in the audit log');
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await open(page, '#/admin/audit?action=collection.', 'admin');
+  await page.getByRole('row').filter({ hasText: 'collection.created' }).filter({ hasText: collectionId }).first().waitFor();
+  await open(page, '#/admin/audit?action=document.', 'admin');
+  await page.getByRole('row').filter({ hasText: 'document.added' }).first().waitFor();
+  await page.getByRole('row').filter({ hasText: 'document.deleted' }).first().waitFor();
+  await shot('audit-documents');
+
   return { collectionId, chunks, found, states };
 });
