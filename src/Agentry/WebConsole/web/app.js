@@ -93,6 +93,14 @@ document.getElementById('sign-out').addEventListener('click', async () => {
   me = null;
   showSignIn();
 });
+// On a narrow screen tables become one card per row (console.css) and each cell shows its column's title from
+// data-label: filled in here for every table a page renders, whoever built it.
+new MutationObserver(() => {
+  for (const cell of main.querySelectorAll('td:not([data-label])')) {
+    const header = cell.closest('table')?.querySelectorAll('thead th')[cell.cellIndex];
+    cell.dataset.label = header?.textContent ?? '';
+  }
+}).observe(main, { childList: true, subtree: true });
 window.addEventListener('hashchange', route);
 window.addEventListener('agentry:signed-out', () => { if (signedIn) showSignIn(); });
 start();
