@@ -188,6 +188,7 @@ publish_release() {
         return
     fi
     log "publishing Release build"
+    mkdir -p "$RESULTS"
     rm -rf "$PUBLISH"
     dotnet publish "$ROOT/src/Agentry" -c Release -r linux-x64 --self-contained false -o "$PUBLISH" --artifacts-path "$RESULTS/artifacts" \
         --disable-build-servers -nologo >"$RESULTS/publish.log" 2>&1 \
@@ -208,7 +209,6 @@ build_bench() {  # project-dir name assembly-name -> the output directory in BUI
         || { tail -n 30 "$RESULTS/$name-build.log" >&2; die "build failed (log: $RESULTS/$name-build.log)"; }
 }
 
-# --- the API, for the scripts that drive a node or a cluster at $SVC -----------------------------------------------
 # The tiny llama.cpp model the tests write (bench/ChatBench), as provider `local` (model `local/tiny`, one thread) in the
 # environment of the next start_dll. Sets CHAT_BENCH (the built bench) and MODEL (run-dir/tiny.gguf).
 tiny_model_env() {  # run-dir
@@ -221,6 +221,7 @@ tiny_model_env() {  # run-dir
         Agentry__Llm__Providers__0__Path="$MODEL" Agentry__Llm__Providers__0__Threads=1
 }
 
+# --- the API, for the scripts that drive a node or a cluster at $SVC -----------------------------------------------
 json() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 
 api() {  # method path bearer body [workspace] -> body of a 2xx, or die

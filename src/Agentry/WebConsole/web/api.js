@@ -48,6 +48,8 @@ let refreshing = null;
 
 /** Renews the session from the refresh cookie; one request however many calls wait for it. */
 export function refresh() {
+  // No CSRF cookie, no session to renew (it is set with the refresh cookie and cleared with it).
+  if (!csrf()) return Promise.resolve(false);
   refreshing ??= fetch('/connect/token', {
     method: 'POST',
     headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'X-Agentry-Console': '1', 'X-Agentry-Csrf': csrf() },
