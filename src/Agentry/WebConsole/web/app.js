@@ -17,8 +17,12 @@ function where() {
   return { name: sections.includes(section) ? section : 'overview', params, search };
 }
 
+let generation = 0;
+
 async function route() {
   if (!signedIn) return;
+  // A newer navigation wins: a page whose module or data arrive after the next one started is dropped.
+  const current = ++generation;
   const { name, params, search } = where();
   for (const link of document.querySelectorAll('#nav a')) {
     if (link.getAttribute('href') === `#/${name}`) link.setAttribute('aria-current', 'page');
@@ -27,22 +31,28 @@ async function route() {
   if (typeof leave === 'function') leave();
   leave = null;
   delete document.body.dataset.ready;
+  document.body.dataset.page = name;
   document.title = `${name[0].toUpperCase()}${name.slice(1)} · Agentry`;
   fill(main, h('h1', name[0].toUpperCase() + name.slice(1)), h('p.muted', 'Loading…'));
   try {
     const page = await import(`./pages/${name}.js`);
+    if (current !== generation) return;
     const rendered = h('div');
     const context = { params, query: new URLSearchParams(search), me, section: name };
     const pending = page.default(rendered, context);
     fill(main, rendered);
-    leave = await pending;
+    const stop = await pending;
+    if (current === generation) leave = stop;
+    else if (typeof stop === 'function') stop();
   } catch (error) {
-    fill(main, h('h1', 'Something went wrong'), problem(error));
+    if (current === generation) fill(main, h('h1', 'Something went wrong'), problem(error));
   }
 }
 
 function showSignIn(error) {
   signedIn = false;
+  generation++;
+  document.body.dataset.page = 'signin';
   if (typeof leave === 'function') leave();
   bar.hidden = true;
   const errors = h('div');

@@ -122,6 +122,8 @@ export const json = (value) => h('pre', JSON.stringify(value, null, 2));
 
 /** Marks the page ready for the clock (performance.mark) once its first data is on screen. */
 export function ready(name) {
+  // A page left before its data came is not the one on screen.
+  if (document.body.dataset.page !== name) return;
   performance.mark(`console:${name}:interactive`);
   document.body.dataset.ready = name;
 }
