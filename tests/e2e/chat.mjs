@@ -124,5 +124,15 @@ await scenario('chat', async ({ page, shot, step, env }) => {
   await page.setViewportSize({ width: 390, height: 844 });
   await shot('conversation-narrow');
 
-  return { conversationId, question, reply: streamed, observedLengths: lengths.length, replyMilliseconds: took, stopped, reopened };
+  step('delete a conversation');
+  await page.setViewportSize({ width: 1280, height: 900 });
+  const deletedId = await start(page, { title: 'Throwaway', model: env.AGENTRY_MODEL });
+  page.once('dialog', (dialog) => dialog.accept());
+  await page.getByRole('button', { name: 'Delete conversation' }).click();
+  await page.waitForURL(/#\/chat$/);
+  await page.locator('body[data-ready="chat"]').waitFor();
+  await page.getByRole('link', { name: 'Streaming check' }).waitFor();
+  check(await page.getByRole('link', { name: 'Throwaway' }).count() === 0, 'the deleted conversation left the list');
+
+  return { conversationId, question, reply: streamed, observedLengths: lengths.length, replyMilliseconds: took, stopped, reopened, deletedId };
 });

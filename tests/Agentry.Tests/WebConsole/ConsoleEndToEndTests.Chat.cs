@@ -28,6 +28,9 @@ public sealed partial class ConsoleEndToEndTests
         }, output);
         output.WriteLine($"reply in {result.GetProperty("replyMilliseconds").GetInt32()} ms, {result.GetProperty("observedLengths").GetInt32()} lengths seen; reloaded after {result.GetProperty("reopened").GetProperty("reloadedAfter").GetInt32()} ms of a reply that took {result.GetProperty("reopened").GetProperty("completedAfter").GetInt32()} ms");
 
+        // The conversation deleted in the console is gone.
+        Assert.Equal(HttpStatusCode.NotFound, (await admin.GetAsync($"/api/v1/conversations/{result.GetProperty("deletedId").GetString()}")).StatusCode);
+
         // The conversation the form started, with the knowledge collection chosen, holds the message and the whole reply the page showed.
         var conversation = await ReadConversationAsync(admin, result.GetProperty("conversationId").GetString()!);
         Assert.Equal((ConsoleFixture.ChatModel, "Streaming check"), (conversation.Model, conversation.Title));

@@ -108,7 +108,15 @@ async function conversation(root, id) {
   const errors = h('div');
   const composer = h('form.stack.composer', { 'aria-label': 'Send a message' },
     field('Message', input), h('div.row', sendButton, stopButton, h('span.muted', 'Ctrl+Enter sends')), status, errors);
-  fill(root, h('p', h('a', { href: '#/chat' }, '← Conversations')), heading, about, log, composer);
+  const deleteButton = h('button.danger', { type: 'button' }, 'Delete conversation');
+  const deleteErrors = h('div');
+  fill(root, h('p', h('a', { href: '#/chat' }, '← Conversations')), heading, about, log, composer,
+    h('section.card', { 'aria-label': 'Delete' }, h('p.muted', 'Deleting removes the messages and events for good; a reply being written is stopped.'), deleteButton, deleteErrors));
+  deleteButton.addEventListener('click', async () => {
+    if (!confirm('Delete this conversation for good?')) return;
+    const gone = await attempt(deleteErrors, () => api(`${base}/${id}`, { method: 'DELETE' }).then(() => true), deleteButton);
+    if (gone) location.hash = '#/chat';
+  });
 
   const views = new Map();
   const controller = new AbortController();
