@@ -40,22 +40,35 @@ export async function readEvents(response, onEvent, signal) {
 }
 
 /**
- * Follows a GET event stream: onEvent per event, onState('live' | 'reconnecting' | 'ended' | ApiError) as the
- * connection changes. Reconnects after a drop (1 s, doubling up to 10 s) until isDone() says the stream is final
- * or close() is called. Returns { close }.
+ * Follows a GET event stream: onEvent per event, onState('live' | 'reconnecting' | 'offline' | 'ended' | ApiError) as
+ * the connection changes. Reconnects after a drop (1 s, doubling up to 10 s) until isDone() says the stream is final
+ * or close() is called. A browser that knows it is offline may leave an open stream silently stuck, so the request is
+ * dropped at once ('offline') and resumed when the network is back. Resuming is always after the last event id seen.
+ * Returns { close }.
  */
 export function follow(path, { onEvent, onState = () => {}, isDone = () => false, after } = {}) {
   const controller = new AbortController();
+  let connection = null;
+  let back = null;
   let lastId = after;
   let delay = 1000;
+  const offline = () => { connection?.abort(); onState('offline'); };
+  const online = () => back?.();
+  window.addEventListener('offline', offline);
+  window.addEventListener('online', online);
+  const whenOnline = () => (navigator.onLine ? Promise.resolve() : new Promise((resolve) => { back = resolve; }));
   (async () => {
     while (!controller.signal.aborted) {
+      await whenOnline();
+      if (controller.signal.aborted) return;
+      connection = new AbortController();
+      const signal = AbortSignal.any([controller.signal, connection.signal]);
       try {
         const extra = { Accept: 'text/event-stream' };
         if (lastId !== undefined && lastId !== null) extra['Last-Event-ID'] = String(lastId);
-        let response = await fetch(path, { headers: headers('GET', extra), signal: controller.signal, credentials: 'same-origin' });
+        let response = await fetch(path, { headers: headers('GET', extra), signal, credentials: 'same-origin' });
         if (response.status === 401 && await refresh()) {
-          response = await fetch(path, { headers: headers('GET', extra), signal: controller.signal, credentials: 'same-origin' });
+          response = await fetch(path, { headers: headers('GET', extra), signal, credentials: 'same-origin' });
         }
         if (!response.ok) {
           const error = await ApiError.from(response);
@@ -67,7 +80,7 @@ export function follow(path, { onEvent, onState = () => {}, isDone = () => false
           await readEvents(response, (event) => {
             if (event.id !== undefined) lastId = event.id;
             onEvent(event);
-          }, controller.signal);
+          }, signal);
           if (isDone()) { onState('ended'); return; }
         }
       } catch (error) {
@@ -75,10 +88,18 @@ export function follow(path, { onEvent, onState = () => {}, isDone = () => false
         if (isDone()) { onState('ended'); return; }
       }
       if (controller.signal.aborted) return;
+      // Offline: already reported; the loop waits for the network instead of a timer.
+      if (!navigator.onLine) continue;
       onState('reconnecting');
       await new Promise((resolve) => setTimeout(resolve, delay));
       delay = Math.min(delay * 2, 10000);
     }
-  })();
-  return { close: () => controller.abort(), get lastId() { return lastId; } };
+  })().finally(() => {
+    window.removeEventListener('offline', offline);
+    window.removeEventListener('online', online);
+  });
+  return {
+    close: () => { controller.abort(); back?.(); },
+    get lastId() { return lastId; },
+  };
 }

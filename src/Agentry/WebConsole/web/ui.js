@@ -109,6 +109,14 @@ export function pager(load, cursor, into) {
   return h('div', button, errors);
 }
 
+/** A "More" button whose load appends the next page itself, showing its problem if it fails. */
+export function moreButton(load) {
+  const errors = h('div');
+  const button = h('button.secondary', { type: 'button' }, 'More');
+  button.addEventListener('click', () => attempt(errors, load, button));
+  return h('div', button, errors);
+}
+
 /** Cursor paging that goes on: fetchPage(cursor) resolves to a page ({ items, nextCursor }), rows(items) renders it. */
 export function more(fetchPage, rows, cursor) {
   return pager(async (next) => {

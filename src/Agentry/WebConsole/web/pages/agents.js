@@ -2,7 +2,7 @@
 // exported document; an agent's page edits it (a real change makes a new version), lists its versions, exports,
 // deletes and submits a task to it. #/agents, #/agents/{id}, #/agents/{id}/versions/{n}.
 import { api, send, query } from '../api.js';
-import { h, fill, problem, attempt, notice, badge, time, json, ready } from '../ui.js';
+import { h, fill, problem, attempt, notice, badge, time, json, ready, moreButton } from '../ui.js';
 import { taskForm } from './tasks.js';
 
 const kinds = ['llm', 'webhook', 'tool'];
@@ -58,14 +58,6 @@ async function list(root, search) {
     fill(listed, problem(error));
   }
   ready('agents');
-}
-
-/** A "More" button that appends the next page (load does the appending), showing its problem if it fails. */
-function moreButton(load) {
-  const errors = h('div');
-  const button = h('button.secondary', { type: 'button' }, 'More');
-  button.addEventListener('click', () => attempt(errors, load, button));
-  return h('div', button, errors);
 }
 
 function takeFlash() {

@@ -185,6 +185,8 @@ async function conversation(root, id) {
           setBusy(false);
         } else if (state === 'reconnecting') {
           status.textContent = 'Connection lost; reconnecting…';
+        } else if (state === 'offline') {
+          status.textContent = 'Offline; the reply resumes when the network is back.';
         } else if (state === 'live' && generating()) {
           status.textContent = 'Replying…';
         } else if (state === 'ended') {

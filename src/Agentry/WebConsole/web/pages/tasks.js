@@ -3,7 +3,7 @@
 // stream, resumed after a drop) and cancels, requeues or discards it. #/tasks?status=…&agentId=…, #/tasks/{id}.
 import { api, send, query } from '../api.js';
 import { follow } from '../sse.js';
-import { h, fill, problem, attempt, notice, badge, time, json, ready } from '../ui.js';
+import { h, fill, problem, attempt, notice, badge, time, json, ready, moreButton } from '../ui.js';
 
 const statuses = ['queued', 'running', 'waiting', 'succeeded', 'dead', 'cancelled'];
 const isFinal = (status) => status === 'succeeded' || status === 'dead' || status === 'cancelled';
@@ -138,13 +138,6 @@ async function list(root, search) {
   };
   timer = setTimeout(tick, REFRESH_MS);
   return () => { stopped = true; clearTimeout(timer); };
-}
-
-function moreButton(load) {
-  const errors = h('div');
-  const button = h('button.secondary', { type: 'button' }, 'More');
-  button.addEventListener('click', () => attempt(errors, load, button));
-  return h('div', button, errors);
 }
 
 /**
@@ -308,8 +301,6 @@ async function detail(root, id) {
   let lastSeq;
   let ended = false; // the last event read ends the task (a requeue reopens it)
   let stream = null;
-  let streaming = false;
-  let resumeOnline = false;
   const onEvent = (e) => {
     lastSeq = e.id;
     const { seq, type, at, data } = e.data;
@@ -325,36 +316,18 @@ async function detail(root, id) {
       if (task) read(); // what changed while the connection was down
     }
     else if (s === 'reconnecting') fill(state, 'Connection lost: reconnecting, and resuming after the last event shown…');
+    else if (s === 'offline') fill(state, 'Offline: the timeline resumes after the last event shown when the network is back.');
     else if (s === 'ended') fill(state, 'The task has ended: no more events.');
     else fill(state, problem(s));
-    if (s === 'ended' || (typeof s !== 'string' && s.status < 500 && s.status !== 429)) streaming = false;
     state.dataset.state = typeof s === 'string' ? s : 'error';
   };
   const listen = () => {
     stream?.close();
     fill(state, 'Connecting…');
     state.dataset.state = 'connecting';
-    streaming = true;
     stream = follow(`/api/v1/tasks/${id}/events`, { onEvent, onState, isDone: () => ended, after: lastSeq });
   };
   listen();
-  // A browser that knows it is offline: its stream may stay silently stuck, so it is closed now and resumed (after the
-  // last event shown, as after any drop) once the network is back.
-  const offline = () => {
-    if (!streaming) return;
-    stream.close();
-    streaming = false;
-    resumeOnline = true;
-    fill(state, 'Offline: the timeline resumes after the last event shown when the network is back.');
-    state.dataset.state = 'offline';
-  };
-  const online = () => {
-    if (!resumeOnline) return;
-    resumeOnline = false;
-    listen();
-  };
-  window.addEventListener('offline', offline);
-  window.addEventListener('online', online);
 
   await read();
   if (task) {
@@ -365,7 +338,5 @@ async function detail(root, id) {
     left = true;
     clearTimeout(retry);
     stream?.close();
-    window.removeEventListener('offline', offline);
-    window.removeEventListener('online', online);
   };
 }
