@@ -1,4 +1,4 @@
-// Chat, from the form's conversations: with the tiny llama.cpp model given a long window (its replies run to 2,048
+// Chat, from the form's conversations: with the tiny llama.cpp model given a long window (its replies run to 4,096
 // tokens) and a knowledge collection, a reply seen streaming in (its text grows over several DOM changes), stopped, with
 // the document its prompt held shown as a source; a reply still being written when the page is reloaded, followed live
 // to its end; then with the tiny model as it is (128-token replies), a reply that streams in and completes with its
@@ -59,7 +59,11 @@ await scenario('chat', async ({ page, shot, step, env }) => {
     return growth(seen).length >= 3 && seen.at(-1).status === 'generating' && seen;
   }, 'the long reply grew over three observations while it was being generated');
   await page.getByRole('button', { name: 'Stop' }).click();
-  await page.locator('article.message.assistant[data-status="cancelled"]').waitFor();
+  const ended = await eventually(async () => {
+    const status = await lastReply(page).getAttribute('data-status');
+    return status !== 'generating' && status;
+  }, 'the reply ended after Stop');
+  check(ended === 'cancelled', `Stop cancels the reply (it ended ${ended}, ${growth(before).length} lengths seen before Stop)`);
   await page.getByRole('status').filter({ hasText: 'Reply stopped' }).waitFor();
   const stopped = { conversationId: longId, observedLengths: growth(before).length, ...(await reply(page)) };
   check(stopped.text.length >= Math.max(...growth(before)), 'the stopped reply keeps what streamed in');

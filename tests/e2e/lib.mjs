@@ -80,7 +80,9 @@ export async function scenario(name, body, { signedIn = true, viewport = { width
     console.log(`FAILED: ${error.stack ?? error}`);
     if (consoleErrors.length) console.log(`browser errors:\n${consoleErrors.join('\n')}`);
     await page.screenshot({ path: join(directory, `${name}-failure.png`), fullPage: true }).catch(() => {});
-    console.log(`page text at failure:\n${(await page.locator('body').innerText().catch(() => '')).slice(0, 3000)}`);
+    // The page's own content (the navigation around it says little), its end kept: statuses and errors are there.
+    const text = await page.locator('main').innerText().catch(() => '');
+    console.log(`page text at failure:\n${text.length > 3000 ? `…${text.slice(-3000)}` : text}`);
   } finally {
     await browser.close();
   }

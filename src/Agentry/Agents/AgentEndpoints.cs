@@ -212,7 +212,7 @@ public static class AgentEndpoints
         var actor = w.Caller.Actor;
         var agent = new Agent
         {
-            Id = Guid.CreateVersion7(),
+            Id = Ids.New(),
             WorkspaceId = w.WorkspaceId,
             Name = name.Trim(),
             Kind = document.Kind,

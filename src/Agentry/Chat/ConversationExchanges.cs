@@ -59,7 +59,7 @@ internal sealed class ConversationExchanges(
         var now = clock.UtcNow();
         var conversation = new Conversation
         {
-            Id = Guid.CreateVersion7(), WorkspaceId = workspaceId, Title = request.Title, Model = model, AgentId = request.AgentId,
+            Id = Ids.New(), WorkspaceId = workspaceId, Title = request.Title, Model = model, AgentId = request.AgentId,
             SystemPrompt = systemPrompt, CreatedAt = now, UpdatedAt = now, CreatedBy = actor,
             KnowledgeCollections = knowledge.Count == 0 ? null : System.Text.Json.JsonSerializer.Serialize(knowledge),
         };

@@ -51,7 +51,7 @@ internal sealed class ConversationStore(IServiceScopeFactory scopes, TimeProvide
     public Exchange Prepare(Conversation conversation, string content, string model, Guid? actor, string? citations = null)
     {
         var now = clock.UtcNow();
-        var (replyId, seq, count) = (Guid.CreateVersion7(), conversation.LastEventSeq + 2, conversation.MessageCount + 2);
+        var (replyId, seq, count) = (Ids.New(), conversation.LastEventSeq + 2, conversation.MessageCount + 2);
         var current = new Conversation
         {
             Id = conversation.Id, WorkspaceId = conversation.WorkspaceId, Title = conversation.Title, Model = conversation.Model,
@@ -61,7 +61,7 @@ internal sealed class ConversationStore(IServiceScopeFactory scopes, TimeProvide
         };
         var message = new ConversationMessage
         {
-            Id = Guid.CreateVersion7(), ConversationId = current.Id, Position = count - 1, Role = MessageRoles.User,
+            Id = Ids.New(), ConversationId = current.Id, Position = count - 1, Role = MessageRoles.User,
             Content = content, Status = MessageStatuses.Complete, CreatedBy = actor, CreatedAt = now, CompletedAt = now,
         };
         var reply = new ConversationMessage

@@ -54,7 +54,7 @@ internal static class OpenAiEmbeddings
         var (kind, principal) = meter.Principal;
         await ledger.RecordAsync(new UsageRecord
         {
-            Id = Guid.CreateVersion7(), WorkspaceId = meter.WorkspaceId, At = at, Day = DateOnly.FromDateTime(at), Model = models.Id,
+            Id = Ids.New(), WorkspaceId = meter.WorkspaceId, At = at, Day = DateOnly.FromDateTime(at), Model = models.Id,
             PrincipalKind = kind, PrincipalId = principal, PromptTokens = tokens, DurationMs = (long)clock.GetElapsedTime(started).TotalMilliseconds,
             Estimated = embeddings.Usage?.InputTokenCount is null,
         });

@@ -68,7 +68,7 @@ internal static class ApiKeyEndpoints
         var secret = ApiKeySecret.Create();
         var key = new ApiKey
         {
-            Id = Guid.CreateVersion7(),
+            Id = Ids.New(),
             WorkspaceId = workspaceId,
             Name = request.Name.Trim(),
             Prefix = ApiKeySecret.PrefixOf(secret),

@@ -58,7 +58,7 @@ internal sealed class AuditTrail(
         var at = clock.UtcNow();
         return new AuditEvent
         {
-            Id = Guid.CreateVersion7(new DateTimeOffset(at)),
+            Id = Ids.New(new DateTimeOffset(at)),
             At = at,
             Action = action,
             Outcome = outcome,

@@ -129,7 +129,7 @@ internal sealed class ExternalUsers(IFusionCache cache, IOptions<ExternalIdentit
         var name = principal.FindFirst(Claims.Name)?.Value ?? principal.FindFirst(Claims.PreferredUsername)?.Value ?? email;
         var user = new User
         {
-            Id = Guid.CreateVersion7(),
+            Id = Ids.New(),
             Email = email,
             NormalizedEmail = User.Normalize(email),
             DisplayName = name.Length > User.NameMaxLength ? name[..User.NameMaxLength] : name,
@@ -138,7 +138,7 @@ internal sealed class ExternalUsers(IFusionCache cache, IOptions<ExternalIdentit
         db.Users.Add(user);
         if (link is { } external)
         {
-            db.ExternalLogins.Add(new ExternalLogin { Id = Guid.CreateVersion7(), Issuer = external.Issuer, Subject = external.Subject, UserId = user.Id, CreatedAt = user.CreatedAt });
+            db.ExternalLogins.Add(new ExternalLogin { Id = Ids.New(), Issuer = external.Issuer, Subject = external.Subject, UserId = user.Id, CreatedAt = user.CreatedAt });
         }
         try
         {

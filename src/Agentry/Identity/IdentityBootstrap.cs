@@ -96,7 +96,7 @@ internal sealed class IdentityBootstrap(
         var now = clock.UtcNow();
         var admin = new User
         {
-            Id = Guid.CreateVersion7(),
+            Id = Ids.New(),
             Email = email,
             NormalizedEmail = User.Normalize(email),
             DisplayName = "Administrator",
@@ -105,7 +105,7 @@ internal sealed class IdentityBootstrap(
         };
         admin.PasswordHash = hasher.HashPassword(admin, password);
         var workspace = await db.Workspaces.FirstOrDefaultAsync(w => w.Slug == "default", cancellationToken)
-            ?? db.Workspaces.Add(new Workspace { Id = Guid.CreateVersion7(), Name = "Default", Slug = "default", CreatedAt = now, UpdatedAt = now }).Entity;
+            ?? db.Workspaces.Add(new Workspace { Id = Ids.New(), Name = "Default", Slug = "default", CreatedAt = now, UpdatedAt = now }).Entity;
         db.Users.Add(admin);
         db.Memberships.Add(new Membership { WorkspaceId = workspace.Id, UserId = admin.Id, Role = Roles.Owner, CreatedAt = now });
         try

@@ -118,7 +118,7 @@ internal sealed class KeyRing(IServiceScopeFactory scopes, TimeProvider clock, I
 
     private static void AddGeneration(AppDbContext db, string use, int generation, DateTime now, byte[]? kek)
     {
-        var id = Guid.CreateVersion7().ToString("N");
+        var id = Ids.New().ToString("N");
         byte[] material;
         if (use == SigningKey.Signing)
         {

@@ -65,10 +65,10 @@ internal static class ServiceAccountEndpoints
         }
         var account = new ServiceAccount
         {
-            Id = Guid.CreateVersion7(),
+            Id = Ids.New(),
             WorkspaceId = workspaceId,
             Name = request.Name.Trim(),
-            ClientId = "sa_" + Guid.CreateVersion7().ToString("N"),
+            ClientId = "sa_" + Ids.New().ToString("N"),
             Scopes = string.Join(' ', scopes),
             CreatedBy = caller.UserId,
             CreatedAt = clock.UtcNow(),

@@ -35,7 +35,7 @@ internal static class UserEndpoints
     {
         var user = new User
         {
-            Id = Guid.CreateVersion7(),
+            Id = Ids.New(),
             Email = request.Email.Trim(),
             NormalizedEmail = User.Normalize(request.Email),
             DisplayName = request.DisplayName.Trim(),

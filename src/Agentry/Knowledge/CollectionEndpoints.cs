@@ -51,7 +51,7 @@ public static class CollectionEndpoints
         var now = clock.UtcNow();
         var collection = new KnowledgeCollection
         {
-            Id = Guid.CreateVersion7(),
+            Id = Ids.New(),
             WorkspaceId = workspace.Id,
             Name = request.Name.Trim(),
             Description = request.Description,

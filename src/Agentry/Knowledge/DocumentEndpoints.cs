@@ -51,7 +51,7 @@ internal static class DocumentEndpoints
         }
         var document = new KnowledgeDocument
         {
-            Id = Guid.CreateVersion7(),
+            Id = Ids.New(),
             WorkspaceId = workspace.Id,
             CollectionId = collection.Id,
             Name = received.Name!.Length > KnowledgeDocument.NameMaxLength ? received.Name[..KnowledgeDocument.NameMaxLength] : received.Name,

@@ -119,7 +119,7 @@ internal sealed class IngestionTaskHandler(
         await db.KnowledgeChunks.Where(c => c.DocumentId == document.Id).ExecuteDeleteAsync(ct);
         db.KnowledgeChunks.AddRange(drafts.Select(d =>
         {
-            var id = Guid.CreateVersion7();
+            var id = Ids.New();
             return new KnowledgeChunk
             {
                 Id = id, WorkspaceId = document.WorkspaceId, CollectionId = document.CollectionId, DocumentId = document.Id, Position = d.Position,

@@ -42,7 +42,7 @@ internal sealed class KnowledgeIngestion(
         var runAt = now.AddTicks(-(now.Ticks % TimeSpan.TicksPerMicrosecond));
         var tasks = documents.Select(d => new AgentTask
         {
-            Id = Guid.CreateVersion7(),
+            Id = Ids.New(),
             WorkspaceId = workspaceId,
             AgentId = AgentId(workspaceId),
             AgentVersion = 1,

@@ -46,7 +46,7 @@ internal sealed class CompletionNotices(AgentVersions agents, TimeProvider clock
                 result?.RootElement, t.FinishedAt ?? now);
             notices.Add(new AgentTask
             {
-                Id = Guid.CreateVersion7(),
+                Id = Ids.New(),
                 WorkspaceId = t.WorkspaceId,
                 AgentId = t.AgentId,
                 AgentVersion = t.AgentVersion,

@@ -49,7 +49,7 @@ public static class ScheduleEndpoints
         var enabled = request.Enabled ?? true;
         var schedule = new Schedule
         {
-            Id = Guid.CreateVersion7(),
+            Id = Ids.New(),
             WorkspaceId = workspace.Id,
             Name = request.Name.Trim(),
             AgentId = request.AgentId.Value,

@@ -66,7 +66,7 @@ internal sealed partial class TaskStore(
     {
         var now = clock.UtcNow();
         parameters["@at"] = now;
-        parameters["@lease"] = Guid.CreateVersion7();
+        parameters["@lease"] = Ids.New();
         parameters["@expires"] = now + _options.Lease;
         return TransitionAsync(
             """

@@ -32,7 +32,7 @@ internal sealed partial class TaskStore
         var now = clock.UtcNow();
         var approval = new Approval
         {
-            Id = Guid.CreateVersion7(),
+            Id = Ids.New(),
             WorkspaceId = task.WorkspaceId,
             TaskId = task.Id,
             AgentId = task.AgentId,

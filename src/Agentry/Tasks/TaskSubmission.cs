@@ -151,7 +151,7 @@ internal sealed class TaskSubmission(
         var runAt = r.RunAt is { } at ? DateTime.SpecifyKind(at.Kind == DateTimeKind.Local ? at.ToUniversalTime() : at, DateTimeKind.Utc) : now;
         return new AgentTask
         {
-            Id = Guid.CreateVersion7(),
+            Id = Ids.New(),
             WorkspaceId = workspaceId,
             AgentId = agent.Id,
             AgentVersion = agent.Version,

@@ -37,7 +37,7 @@ public static class McpServerEndpoints
             return Problem.Validation(errors);
         }
         var now = clock.UtcNow();
-        var id = Guid.CreateVersion7();
+        var id = Ids.New();
         var server = new McpServer
         {
             Id = id,

@@ -94,7 +94,7 @@ internal sealed class MeteredChatClient(
         var (kind, principal) = caller.Principal;
         return ledger.RecordAsync(new UsageRecord
         {
-            Id = Guid.CreateVersion7(), WorkspaceId = caller.WorkspaceId, At = at, Day = DateOnly.FromDateTime(at), Model = modelId,
+            Id = Ids.New(), WorkspaceId = caller.WorkspaceId, At = at, Day = DateOnly.FromDateTime(at), Model = modelId,
             PrincipalKind = kind, PrincipalId = principal, AgentId = caller.AgentId, PromptTokens = promptTokens, CompletionTokens = completionTokens,
             DurationMs = (long)clock.GetElapsedTime(started).TotalMilliseconds, Cached = cached, Estimated = estimated, Failed = failed,
         });

@@ -43,7 +43,7 @@ public static class WorkspaceEndpoints
         var now = clock.UtcNow();
         var workspace = new Workspace
         {
-            Id = Guid.CreateVersion7(),
+            Id = Ids.New(),
             Name = request.Name.Trim(),
             Slug = request.Slug,
             Description = request.Description,

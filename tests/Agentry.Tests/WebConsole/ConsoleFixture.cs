@@ -18,7 +18,7 @@ public sealed class ConsoleFixture : IAsyncLifetime
     public const string ChatModel = "local/tiny";
 
     /// <summary>
-    /// The same weights given an 8,192-token window, so a reply runs to 2,048 tokens (<c>Agentry:Chat:MaxReplyTokens</c>;
+    /// The same weights given an 8,192-token window, so a reply runs to 4,096 tokens (<c>Agentry:Chat:MaxReplyTokens</c>;
     /// <see cref="ChatModel"/>'s stay at half its 256-token window): long enough to stop, or to reload the page during.
     /// </summary>
     public const string LongChatModel = "long/tiny";
@@ -45,7 +45,7 @@ public sealed class ConsoleFixture : IAsyncLifetime
             .With(new Dictionary<string, string?>
             {
                 ["Agentry:Llm:Providers:1:ContextSize"] = "8192",
-                ["Agentry:Chat:MaxReplyTokens"] = "2048",
+                ["Agentry:Chat:MaxReplyTokens"] = "4096",
                 ["Agentry:RateLimits:Enabled"] = "false",
                 ["Agentry:Queue:Heartbeat"] = "00:00:00.500",
             }));
