@@ -1,8 +1,8 @@
 // Chat, from the form's conversations: with the tiny llama.cpp model given a long window (its replies run to 4,096
 // tokens) and a knowledge collection, a reply seen streaming in (its text grows over several DOM changes), stopped, with
 // the document its prompt held shown as a source; a reply still being written when the page is reloaded, followed live
-// to its end; then with the tiny model as it is (128-token replies), a reply that streams in and completes with its
-// token usage. The C# test then reads the conversations through the API and compares them with what the page showed.
+// to its end, and the conversation renamed; then with the tiny model as it is (128-token replies), a reply that streams
+// in and completes with its token usage. The C# test then reads the conversations through the API and compares them with what the page showed.
 import { scenario, check, eventually, open } from './lib.mjs';
 
 /** Records the last assistant message's text length and status on every change of the message log. */
@@ -89,6 +89,16 @@ await scenario('chat', async ({ page, shot, step, env }) => {
   check(followed.length > 1, `the reloaded page showed the reply growing: ${followed}`);
   await page.getByRole('status').filter({ hasText: 'Reply complete' }).waitFor();
   const reopened = { conversationId: longId, generatingOnOpen, observedLengths: followed.length, reloadedAfter, completedAfter, ...(await reply(page)) };
+
+  step('rename the conversation');
+  await page.getByLabel('Title (empty for none)').fill('  Stopped and followed ');
+  await page.getByRole('button', { name: 'Rename' }).click();
+  await page.getByRole('status').filter({ hasText: 'Renamed.' }).waitFor();
+  await page.getByRole('heading', { level: 1, name: 'Stopped and followed' }).waitFor();
+  check(await page.title() === 'Stopped and followed · Chat · Agentry', `the window title follows the new name (it is ${await page.title()})`);
+  await page.getByLabel('Title (empty for none)').fill('x'.repeat(200) + 'y');
+  check(await page.getByLabel('Title (empty for none)').inputValue() === 'x'.repeat(200), 'the title field holds at most 200 characters, as the API does');
+  await page.getByLabel('Title (empty for none)').fill('Stopped and followed');
 
   step('a conversation with the tiny model');
   const conversationId = await start(page, { title: 'Streaming check', model: env.AGENTRY_MODEL });

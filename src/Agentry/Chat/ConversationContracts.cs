@@ -15,6 +15,9 @@ public sealed record CreateConversationRequest(
     [property: StringLength(ConversationContracts.SystemPromptMaxLength)] string? SystemPrompt = null,
     [property: MaxLength(ConversationContracts.MaxKnowledgeCollections)] IReadOnlyList<string>? KnowledgeCollections = null);
 
+/// <summary>A conversation's new title: required, so a body without it changes nothing by mistake; an empty one clears it.</summary>
+public sealed record UpdateConversationRequest([property: Required(AllowEmptyStrings = true), StringLength(Conversation.TitleMaxLength)] string? Title);
+
 /// <summary>A user's message; its length is checked against <c>Agentry:Chat:MaxMessageLength</c>.</summary>
 public sealed record PostMessageRequest(string? Content);
 

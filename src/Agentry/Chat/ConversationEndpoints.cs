@@ -22,6 +22,8 @@ public static class ConversationEndpoints
             .RequireScope(ApiKeyScopes.Chat).RequireCurrentWorkspaceRole(Roles.Viewer);
         group.MapGet("/{id:guid}", GetAsync).WithName("GetConversation").WithSummary("Get a conversation with its messages, oldest first")
             .RequireScope(ApiKeyScopes.Chat).RequireCurrentWorkspaceRole(Roles.Viewer);
+        group.MapPatch("/{id:guid}", UpdateAsync).WithName("UpdateConversation").WithSummary("Rename a conversation (an empty title clears it)")
+            .RequireScope(ApiKeyScopes.Chat).RequireCurrentWorkspaceRole(Roles.Member).ProducesWriteProblems();
         group.MapDelete("/{id:guid}", DeleteAsync).WithName("DeleteConversation")
             .WithSummary("Delete a conversation with its messages and events, for good; a reply being generated is stopped")
             .RequireScope(ApiKeyScopes.Chat).RequireCurrentWorkspaceRole(Roles.Member);
@@ -71,6 +73,17 @@ public static class ConversationEndpoints
         }
         var messages = await db.ConversationMessages.AsNoTracking().Where(m => m.ConversationId == id).OrderBy(m => m.Position).ToListAsync(ct);
         return TypedResults.Ok(conversation.ToDetail(messages));
+    }
+
+    internal static async Task<Results<Ok<ConversationResponse>, ProblemHttpResult>> UpdateAsync(
+        Guid id, UpdateConversationRequest request, CurrentWorkspace workspace, AppDbContext db, TimeProvider clock, CancellationToken ct)
+    {
+        var title = string.IsNullOrWhiteSpace(request.Title) ? null : request.Title.Trim();
+        // Only the title and its time: a reply being written updates the conversation's other columns meanwhile.
+        await db.Conversations.Where(c => c.Id == id && c.WorkspaceId == workspace.Id)
+            .ExecuteUpdateAsync(u => u.SetProperty(c => c.Title, title).SetProperty(c => c.UpdatedAt, clock.UtcNow()), ct);
+        var conversation = await db.Conversations.AsNoTracking().FirstOrDefaultAsync(c => c.Id == id && c.WorkspaceId == workspace.Id, ct);
+        return conversation is null ? NotFound(id) : TypedResults.Ok(conversation.ToResponse());
     }
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(

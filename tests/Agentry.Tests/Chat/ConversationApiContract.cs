@@ -175,6 +175,30 @@ public abstract class ConversationApiContract(StorageFixture fixture, PromptReco
         new() { ConversationId = conversation, Seq = seq, Type = type, At = DateTime.UtcNow, Data = JsonSerializer.Serialize(data, JsonSerializerOptions.Web) };
 
     [Fact]
+    public async Task A_conversation_is_renamed_in_its_own_workspace_only_and_an_empty_title_clears_it()
+    {
+        var (_, client) = await WorkspaceClients.NewAsync(_app);
+        var (_, outsider) = await WorkspaceClients.NewAsync(_app);
+        var conversation = await CreateAsync(client);
+
+        var renamed = await (await client.PatchAsync($"{Url}/{conversation.Id}", HttpAssertions.Json(new { title = "  Trip plans  " }))).ReadAsync<ConversationResponse>();
+        Assert.Equal(("Trip plans", conversation.Model, conversation.CreatedAt), (renamed.Title, renamed.Model, renamed.CreatedAt));
+        Assert.True(renamed.UpdatedAt >= conversation.UpdatedAt);
+        Assert.Equal("Trip plans", (await GetAsync(client, conversation.Id)).Title);
+
+        var missing = await (await client.PatchAsync($"{Url}/{conversation.Id}", HttpAssertions.Json(new { }))).AssertProblemAsync(HttpStatusCode.BadRequest, "validation_failed");
+        Assert.True(missing.GetProperty("errors").TryGetProperty("title", out _));
+        var tooLong = await (await client.PatchAsync($"{Url}/{conversation.Id}", HttpAssertions.Json(new { title = new string('t', 201) }))).AssertProblemAsync(HttpStatusCode.BadRequest, "validation_failed");
+        Assert.True(tooLong.GetProperty("errors").TryGetProperty("title", out _));
+        await (await outsider.PatchAsync($"{Url}/{conversation.Id}", HttpAssertions.Json(new { title = "mine" }))).AssertProblemAsync(HttpStatusCode.NotFound, "not_found");
+        Assert.Equal("Trip plans", (await GetAsync(client, conversation.Id)).Title);
+
+        var cleared = await (await client.PatchAsync($"{Url}/{conversation.Id}", HttpAssertions.Json(new { title = " " }))).ReadAsync<ConversationResponse>();
+        Assert.Null(cleared.Title);
+        await (await client.PatchAsync($"{Url}/{Guid.NewGuid()}", HttpAssertions.Json(new { title = "x" }))).AssertProblemAsync(HttpStatusCode.NotFound, "not_found");
+    }
+
+    [Fact]
     public async Task Conversations_list_newest_first_a_page_at_a_time_and_delete_for_good()
     {
         var (_, client) = await WorkspaceClients.NewAsync(_app);

@@ -46,6 +46,7 @@ public sealed class AuthorizationMatrixTests(SqliteFixture fixture) : IClassFixt
         ["UpdateSchedule"] = new { enabled = false },
         ["CreateConversation"] = new { model = "local/tiny" },
         ["PostConversationMessage"] = new { content = "hello" },
+        ["UpdateConversation"] = new { title = "renamed" },
         ["CancelConversationReply"] = new { },
         ["Chat"] = new { message = "hello", model = "local/tiny" },
         ["OpenAiCreateChatCompletion"] = new { model = "none/none", messages = new[] { new { role = "user", content = "hi" } } },

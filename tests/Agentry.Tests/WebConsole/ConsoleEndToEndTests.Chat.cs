@@ -48,7 +48,7 @@ public sealed partial class ConsoleEndToEndTests
         // the reload followed is stored as the page showed it.
         var stopped = result.GetProperty("stopped");
         var longOne = await ReadConversationAsync(admin, stopped.GetProperty("conversationId").GetString()!);
-        Assert.Equal(ConsoleFixture.LongChatModel, longOne.Model);
+        Assert.Equal((ConsoleFixture.LongChatModel, "Stopped and followed"), (longOne.Model, longOne.Title));
         Assert.Equal([collection.Id], longOne.KnowledgeCollections);
         var cancelled = longOne.Messages.Single(m => m.Id.ToString() == stopped.GetProperty("id").GetString());
         Assert.Equal((MessageStatuses.Cancelled, FinishReasons.Cancelled), (cancelled.Status, cancelled.FinishReason));

@@ -6,7 +6,7 @@
 // GET …/events, resumed after the last event seen, so no token is lost or shown twice.
 import { api, send, query } from '../api.js';
 import { readEvents, follow } from '../sse.js';
-import { h, fill, problem, attempt, badge, time, table, pager, values, field, ready } from '../ui.js';
+import { h, fill, problem, notice, attempt, badge, time, table, pager, values, field, ready } from '../ui.js';
 
 const base = '/api/v1/conversations';
 const finals = new Set(['reply.completed', 'reply.cancelled', 'reply.failed']);
@@ -108,10 +108,29 @@ async function conversation(root, id) {
   const errors = h('div');
   const composer = h('form.stack.composer', { 'aria-label': 'Send a message' },
     field('Message', input), h('div.row', sendButton, stopButton, h('span.muted', 'Ctrl+Enter sends')), status, errors);
+  const titleInput = h('input', { name: 'title', maxlength: 200, placeholder: 'Untitled conversation' });
+  const renameButton = h('button.secondary', { type: 'submit' }, 'Rename');
+  const renameErrors = h('div');
+  const renameForm = h('form.stack', { 'aria-label': 'Rename' },
+    field('Title (empty for none)', titleInput), h('div.row', renameButton), renameErrors);
   const deleteButton = h('button.danger', { type: 'button' }, 'Delete conversation');
   const deleteErrors = h('div');
   fill(root, h('p', h('a', { href: '#/chat' }, '← Conversations')), heading, about, log, composer,
+    h('section.card', { 'aria-label': 'Rename' }, renameForm),
     h('section.card', { 'aria-label': 'Delete' }, h('p.muted', 'Deleting removes the messages and events for good; a reply being written is stopped.'), deleteButton, deleteErrors));
+  function showTitle(title) {
+    heading.textContent = title || 'Untitled conversation';
+    document.title = `${heading.textContent} · Chat · Agentry`;
+    titleInput.value = title ?? '';
+  }
+  renameForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const renamed = await attempt(renameErrors, () => api(`${base}/${id}`, { method: 'PATCH', body: { title: titleInput.value } }), renameButton);
+    if (renamed) {
+      showTitle(renamed.title);
+      renameErrors.append(notice(renamed.title ? 'Renamed.' : 'Title cleared.'));
+    }
+  });
   deleteButton.addEventListener('click', async () => {
     if (!confirm('Delete this conversation for good?')) return;
     const gone = await attempt(deleteErrors, () => api(`${base}/${id}`, { method: 'DELETE' }).then(() => true), deleteButton);
@@ -240,8 +259,7 @@ async function conversation(root, id) {
     ready('chat');
     return undefined;
   }
-  heading.textContent = detail.title || 'Untitled conversation';
-  document.title = `${heading.textContent} · Chat · Agentry`;
+  showTitle(detail.title);
   const collections = detail.knowledgeCollections.map((c) => h('a', { href: `#/knowledge/${c}` }, c.slice(0, 8)));
   fill(about, `Model ${detail.model}`,
     detail.agentId && [' · ', h('a', { href: `#/agents/${detail.agentId}` }, 'agent')],
