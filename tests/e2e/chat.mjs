@@ -1,8 +1,11 @@
 // Chat, from the form's conversations: with the tiny llama.cpp model given a long window (its replies run to 4,096
 // tokens) and a knowledge collection, a reply seen streaming in (its text grows over several DOM changes), stopped, with
 // the document its prompt held shown as a source; a reply still being written when the page is reloaded, followed live
-// to its end, and the conversation renamed; then with the tiny model as it is (128-token replies), a reply that streams
-// in and completes with its token usage. The C# test then reads the conversations through the API and compares them with what the page showed.
+// to its end, and the conversation renamed; a reply whose connection is reset mid-stream (the page talks to the server
+// through a proxy that can cut every open connection) followed to its end from the event log; then with the tiny model
+// as it is (128-token replies), a reply that streams in and completes with its token usage. The C# test then reads the
+// conversations through the API and compares them with what the page showed.
+// Env: AGENTRY_CUT_URL (POST: the proxy resets its connections).
 import { scenario, check, eventually, open } from './lib.mjs';
 
 /** Records the last assistant message's text length and status on every change of the message log. */
@@ -100,6 +103,25 @@ await scenario('chat', async ({ page, shot, step, env }) => {
   check(await page.getByLabel('Title (empty for none)').inputValue() === 'x'.repeat(200), 'the title field holds at most 200 characters, as the API does');
   await page.getByLabel('Title (empty for none)').fill('Stopped and followed');
 
+  step('the connection drops under a streaming reply: the page follows the rest from the log');
+  const cutId = await start(page, { title: 'Cut check', model: env.AGENTRY_LONG_MODEL });
+  await watch(page);
+  await page.getByLabel('Message', { exact: true }).fill('the lazy dog');
+  await page.getByRole('button', { name: 'Send' }).click();
+  const beforeCut = await eventually(async () => {
+    const seen = await observations(page);
+    return growth(seen).length >= 3 && seen.at(-1).status === 'generating' && seen;
+  }, 'the reply grew over three observations before the cut');
+  // Every connection the browser has open to the server is reset (a network that drops), the POST's stream among them.
+  const cut = await (await fetch(env.AGENTRY_CUT_URL, { method: 'POST' })).json();
+  const lengthAtCut = Math.max(...growth(beforeCut));
+  check(cut.cut >= 1, `the proxy reset the open connections (${cut.cut})`);
+  await page.locator('article.message.assistant[data-status="complete"]').waitFor({ timeout: 60000 });
+  const afterCut = growth(await observations(page)).filter((length) => length > lengthAtCut);
+  check(afterCut.length > 1, `the reply kept growing on the page after the cut: ${afterCut}`);
+  await page.getByRole('status').filter({ hasText: 'Reply complete' }).waitFor();
+  const cutReply = { conversationId: cutId, connectionsCut: cut.cut, lengthAtCut, growthAfterCut: afterCut.length, ...(await reply(page)) };
+
   step('a conversation with the tiny model');
   const conversationId = await start(page, { title: 'Streaming check', model: env.AGENTRY_MODEL });
 
@@ -148,5 +170,5 @@ await scenario('chat', async ({ page, shot, step, env }) => {
   await page.getByRole('link', { name: 'Streaming check' }).waitFor();
   check(await page.getByRole('link', { name: 'Throwaway' }).count() === 0, 'the deleted conversation left the list');
 
-  return { conversationId, question, reply: streamed, observedLengths: lengths.length, replyMilliseconds: took, stopped, reopened, deletedId };
+  return { conversationId, question, reply: streamed, observedLengths: lengths.length, replyMilliseconds: took, stopped, reopened, cutReply, deletedId };
 });

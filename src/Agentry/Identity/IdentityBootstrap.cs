@@ -32,6 +32,9 @@ internal sealed class IdentityBootstrap(
     /// <summary>How long a sign-in waits for the bootstrap; longer is an outage (503).</summary>
     private static readonly TimeSpan MaxWait = TimeSpan.FromSeconds(10);
 
+    /// <summary>Completes once the administrator (on a first start) and the clients exist.</summary>
+    public Task Completed => _completed.Task;
+
     /// <summary>Middleware: holds a request until the administrator and the clients exist.</summary>
     public async Task WaitAsync(HttpContext context, RequestDelegate next)
     {

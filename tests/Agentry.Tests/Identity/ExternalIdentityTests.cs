@@ -242,6 +242,7 @@ public sealed class ExternalIdentityTests(ExternalIdentityFixture fixture) : ICl
 
     private static async Task<Guid> AddUserAsync(AgentryApp app, string email, bool disabled = false)
     {
+        await app.BootstrappedAsync();
         await using var scope = app.Services.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
         var user = new User

@@ -47,8 +47,15 @@ public sealed partial class AgentryApp
         return await SignedInClientAsync(email, password);
     }
 
+    /// <summary>
+    /// Waits for the identity bootstrap. It creates the administrator only in a database without users, so a test
+    /// that adds a user to the database itself must wait for it, or the administrator may never be made.
+    /// </summary>
+    public Task BootstrappedAsync() => Services.GetRequiredService<IdentityBootstrap>().Completed.WaitAsync(TimeSpan.FromSeconds(30));
+
     public async Task<(Guid Id, string Email, string Password)> CreateUserAsync(Guid? workspaceId = null, string role = Roles.Member)
     {
+        await BootstrappedAsync();
         var email = $"user-{Guid.NewGuid():N}@agentry.test";
         const string password = "user-password-123";
         Guid id;

@@ -10,9 +10,11 @@ namespace Agentry.Tests.WebConsole;
 public sealed partial class ConsoleEndToEndTests
 {
     [Fact]
-    public async Task Chat_streams_replies_token_by_token_stops_one_showing_its_sources_and_follows_one_after_a_reload()
+    public async Task Chat_streams_replies_token_by_token_stops_one_showing_its_sources_and_follows_one_after_a_reload_or_a_dropped_connection()
     {
         using var admin = await fixture.AdminClientAsync();
+        // The browser reaches the node through a proxy the scenario can cut.
+        await using var proxy = await CuttableProxy.StartAsync(fixture.BaseAddress);
         var phrase = $"harbour lantern {Guid.NewGuid():N}";
         var collection = await admin.CreateCollectionAsync($"chat-sources-{Guid.NewGuid():N}"[..24]);
         var document = await admin.AddAsync(collection.Id, "lantern-notes.txt", $"The {phrase} is lit at dusk by the keeper of the north pier.");
@@ -25,6 +27,8 @@ public sealed partial class ConsoleEndToEndTests
             ["AGENTRY_COLLECTION"] = collection.Name,
             ["AGENTRY_DOCUMENT"] = document.Name,
             ["AGENTRY_PHRASE"] = phrase,
+            ["AGENTRY_URL"] = proxy.Address.ToString().TrimEnd('/'),
+            ["AGENTRY_CUT_URL"] = proxy.CutUrl.ToString(),
         }, output);
         output.WriteLine($"reply in {result.GetProperty("replyMilliseconds").GetInt32()} ms, {result.GetProperty("observedLengths").GetInt32()} lengths seen; reloaded after {result.GetProperty("reopened").GetProperty("reloadedAfter").GetInt32()} ms of a reply that took {result.GetProperty("reopened").GetProperty("completedAfter").GetInt32()} ms");
 
@@ -59,6 +63,14 @@ public sealed partial class ConsoleEndToEndTests
         Assert.Equal(MessageStatuses.Complete, followed.Status);
         Assert.Equal(followed.Content, reopened.GetProperty("text").GetString());
         Assert.Equal(4, longOne.Messages.Count);
+
+        // The reply whose connection was reset mid-stream is stored exactly as the page showed it in the end: no token
+        // lost in the drop, none shown twice.
+        var cut = result.GetProperty("cutReply");
+        var afterCut = (await ReadConversationAsync(admin, cut.GetProperty("conversationId").GetString()!)).Messages[1];
+        Assert.Equal((afterCut.Id.ToString(), MessageStatuses.Complete), (cut.GetProperty("id").GetString(), afterCut.Status));
+        Assert.Equal(afterCut.Content, cut.GetProperty("text").GetString());
+        Assert.True(afterCut.Content!.Length > cut.GetProperty("lengthAtCut").GetInt32());
     }
 
     private static async Task<ConversationDetailResponse> ReadConversationAsync(HttpClient client, string id) =>
