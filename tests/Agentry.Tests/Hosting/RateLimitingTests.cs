@@ -129,6 +129,48 @@ public sealed class RateLimitingTests
         Assert.NotEmpty(redis.GetServers()[0].Keys(pattern: $"*{database.Name}:ratelimit:api:*"));
     }
 
+    /// <summary>
+    /// A bucket of 40 tokens (refilled one an hour, so it only drains here) is taken from Redis four tokens at a time:
+    /// one request leaves 36 in Redis, and a principal hammering both nodes gets no more than the 40, and no fewer than
+    /// 40 less what the two nodes may still hold unspent.
+    /// </summary>
+    [Fact]
+    public async Task Two_nodes_take_tokens_from_redis_a_batch_at_a_time_and_still_enforce_one_limit()
+    {
+        await using var database = await PostgresDatabase.CreateAsync();
+        var settings = Settings.Cluster(database).With(new Dictionary<string, string?>
+        {
+            ["Agentry:RateLimits:Api:PermitsPerPeriod"] = "1",
+            ["Agentry:RateLimits:Api:Period"] = "01:00:00",
+            ["Agentry:RateLimits:Api:Burst"] = "40",
+        });
+        await using var nodeA = new AgentryApp(settings);
+        await using var nodeB = new AgentryApp(settings);
+        var (_, email, password) = await nodeA.CreateUserAsync();
+        HttpClient[] clients = [await nodeA.SignedInClientAsync(email, password), await nodeB.SignedInClientAsync(email, password)];
+        var batch = TokenBuckets.Batch(new TokenBucketSettings { Burst = 40, PermitsPerPeriod = 1, Period = TimeSpan.FromHours(1) });
+        Assert.Equal(4, batch);
+
+        Assert.Equal(HttpStatusCode.OK, (await clients[0].GetAsync("/api/v1/me")).StatusCode);
+        await using var redis = await ConnectionMultiplexer.ConnectAsync(TestServers.Redis);
+        var bucket = Assert.Single(redis.GetServers()[0].Keys(pattern: $"*{database.Name}:ratelimit:api:*"), k => !k.ToString().EndsWith(":ts", StringComparison.Ordinal));
+        Assert.Equal(40 - batch, (long)await redis.GetDatabase().StringGetAsync(bucket));
+
+        var passed = 1;
+        for (var i = 0; i < 100; i++)
+        {
+            var response = await clients[i % 2].GetAsync("/api/v1/me");
+            if (response.StatusCode == HttpStatusCode.OK)
+            {
+                passed++;
+                continue;
+            }
+            await AssertRateLimitedAsync(response, maxSeconds: 3600);
+        }
+        Assert.InRange(passed, 40 - 2 * (batch - 1), 40);
+        Assert.Equal(0, (long)await redis.GetDatabase().StringGetAsync(bucket));
+    }
+
     [Fact]
     public async Task Without_redis_the_limits_hold_per_node_and_no_request_fails()
     {
