@@ -37,6 +37,7 @@ public static class HealthExtensions
 
     private static Task WriteReadiness(HttpContext context, HealthReport report)
     {
+        context.RequestServices.GetRequiredService<ReadinessMetrics>().Record(report);
         context.Response.ContentType = "application/json";
         var body = new
         {

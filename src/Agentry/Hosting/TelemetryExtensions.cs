@@ -22,6 +22,7 @@ public static class TelemetryExtensions
         builder.Services.AddOptions<TelemetryOptions>().BindConfiguration(TelemetryOptions.SectionName)
             .ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddSingleton<ApiMetrics>();
+        builder.Services.AddSingleton<ReadinessMetrics>();
 
         builder.Logging.Configure(o => o.ActivityTrackingOptions =
             ActivityTrackingOptions.TraceId | ActivityTrackingOptions.SpanId);

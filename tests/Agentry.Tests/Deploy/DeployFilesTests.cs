@@ -221,6 +221,7 @@ public sealed class DeployFilesTests
             (await admin.GetAsync("/api/v1/agents")).EnsureSuccessStatusCode();
         }
         await admin.GetAsync("/api/v1/nothing-here");
+        (await admin.GetAsync("/health/ready")).EnsureSuccessStatusCode();
         using var stranger = app.Client();
         stranger.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", "not-a-token");
         Assert.Equal(HttpStatusCode.Unauthorized, (await stranger.GetAsync("/api/v1/me")).StatusCode);

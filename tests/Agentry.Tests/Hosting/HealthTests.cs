@@ -1,5 +1,7 @@
+using System.Globalization;
 using System.Net;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Agentry.Tests.Infrastructure;
 
 namespace Agentry.Tests.Hosting;
@@ -19,6 +21,8 @@ public sealed class HealthTests
         Assert.Equal("healthy", body.GetProperty("status").GetString());
         Assert.Equal("healthy", body.GetProperty("checks").GetProperty("database").GetProperty("status").GetString());
         Assert.Equal("Healthy", await client.GetStringAsync("/health"));
+        // The probe's verdict is a gauge: the node and each check.
+        await AssertReadinessGaugeAsync(client, ("all", 1), ("database", 1));
     }
 
     [Fact]
@@ -38,6 +42,7 @@ public sealed class HealthTests
         var body = JsonDocument.Parse(await ready.Content.ReadAsStringAsync()).RootElement;
         Assert.Equal("unhealthy", body.GetProperty("status").GetString());
         Assert.Equal("unhealthy", body.GetProperty("checks").GetProperty("database").GetProperty("status").GetString());
+        await AssertReadinessGaugeAsync(client, ("all", 0), ("database", 0));
 
         var signIn = await client.PostAsync("/connect/token", new FormUrlEncodedContent(new Dictionary<string, string>
         {
@@ -45,5 +50,21 @@ public sealed class HealthTests
         }));
         await signIn.AssertProblemAsync(HttpStatusCode.ServiceUnavailable, "service_unavailable");
         Assert.NotNull(signIn.Headers.RetryAfter);
+    }
+
+    /// <summary><c>readiness_status</c> on /metrics holds these values for these checks (the exporter caches a scrape briefly).</summary>
+    private static async Task AssertReadinessGaugeAsync(HttpClient client, params (string Check, double Value)[] expected)
+    {
+        var gauge = new Dictionary<string, double>();
+        var matched = await HttpAssertions.EventuallyAsync(async () =>
+        {
+            gauge = (await client.GetStringAsync("/metrics")).Split('\n')
+                .Where(line => line.StartsWith("readiness_status{", StringComparison.Ordinal))
+                .ToDictionary(
+                    line => Regex.Match(line, "check=\"([^\"]+)\"").Groups[1].Value,
+                    line => double.Parse(line[(line.IndexOf('}') + 1)..].Trim().Split(' ')[0], CultureInfo.InvariantCulture));
+            return expected.All(e => gauge.TryGetValue(e.Check, out var value) && value == e.Value);
+        }, TimeSpan.FromSeconds(5));
+        Assert.True(matched, $"readiness_status was {string.Join(", ", gauge.Select(g => $"{g.Key}={g.Value}"))}");
     }
 }
