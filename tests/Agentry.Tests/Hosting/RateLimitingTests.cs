@@ -132,7 +132,7 @@ public sealed class RateLimitingTests
     /// <summary>
     /// A bucket of 40 tokens (refilled one an hour, so it only drains here) is taken from Redis four tokens at a time:
     /// one request leaves 36 in Redis, and a principal hammering both nodes gets no more than the 40, and no fewer than
-    /// 40 less what the two nodes may still hold unspent.
+    /// 40 less what the two nodes may hold unspent.
     /// </summary>
     [Fact]
     public async Task Two_nodes_take_tokens_from_redis_a_batch_at_a_time_and_still_enforce_one_limit()
@@ -167,7 +167,9 @@ public sealed class RateLimitingTests
             }
             await AssertRateLimitedAsync(response, maxSeconds: 3600);
         }
-        Assert.InRange(passed, 40 - 2 * (batch - 1), 40);
+        // Never more than the bucket; less by what the two nodes still hold, or dropped when a slow moment left a batch
+        // unspent for its second (allowed once per node here).
+        Assert.InRange(passed, 40 - 4 * (batch - 1), 40);
         Assert.Equal(0, (long)await redis.GetDatabase().StringGetAsync(bucket));
     }
 
