@@ -28,8 +28,8 @@ internal sealed partial class ConsulModelDiscovery(
 
     private static readonly TimeSpan MaxBackOff = TimeSpan.FromSeconds(30);
 
-    /// <summary>The providers whose Consul cannot be reached now, with why.</summary>
-    private readonly ConcurrentDictionary<string, string> _outages = new(StringComparer.Ordinal);
+    /// <summary>The pools whose Consul cannot be reached now, with why (by pool: a chat provider and the embedding server may share a name).</summary>
+    private readonly ConcurrentDictionary<ModelEndpointPool, string> _outages = new();
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
         Task.WhenAll(pools.Select(pool => WatchAsync(pool, stoppingToken)));
@@ -49,7 +49,7 @@ internal sealed partial class ConsulModelDiscovery(
                 // Consul's documented rules: an index that goes backwards starts over; one below 1 is never blocked on.
                 index = next < index ? 0 : Math.Max(next, 1);
                 pool.Discovered(urls);
-                if (_outages.TryRemove(pool.Provider, out _))
+                if (_outages.TryRemove(pool, out _))
                 {
                     Log.ConsulBack(logger, pool.Provider, service, urls.Count);
                 }
@@ -59,7 +59,7 @@ internal sealed partial class ConsulModelDiscovery(
             catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or JsonException && !ct.IsCancellationRequested)
             {
                 // Said once per outage; the endpoints Consul last listed stay in use meanwhile.
-                if (_outages.TryAdd(pool.Provider, ex.Message))
+                if (_outages.TryAdd(pool, ex.Message))
                 {
                     Log.ConsulDown(logger, pool.Provider, service, ex.Message, pool.Endpoints.Count);
                 }
@@ -128,16 +128,19 @@ internal sealed partial class ConsulModelDiscovery(
 
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
-        var data = pools.ToDictionary(
-            p => p.Provider,
-            p => (object)(_outages.TryGetValue(p.Provider, out var error)
+        // Keyed by the Consul service each pool follows: a chat provider and the embedding server may share a name.
+        var data = new Dictionary<string, object>(StringComparer.Ordinal);
+        foreach (var p in pools)
+        {
+            data[$"{p.Provider} ({p.Options.ConsulService})"] = _outages.TryGetValue(p, out var error)
                 ? $"Consul unreachable ({error}); keeping {p.Endpoints.Count} endpoints"
-                : $"{p.Endpoints.Count} endpoints from Consul service '{p.Options.ConsulService}'"));
+                : $"{p.Endpoints.Count} endpoints from Consul service '{p.Options.ConsulService}'";
+        }
         return Task.FromResult(_outages.IsEmpty
             ? HealthCheckResult.Healthy($"{pools.Count} providers discovered through Consul", data)
             : new HealthCheckResult(
                 context.Registration.FailureStatus,
-                string.Join("; ", _outages.Select(o => $"{o.Key}: Consul unreachable ({o.Value})")),
+                string.Join("; ", _outages.Select(o => $"{o.Key.Provider}: Consul unreachable ({o.Value})")),
                 data: data));
     }
 

@@ -34,13 +34,18 @@ public static class MeshExtensions
         return builder;
     }
 
-    /// <summary>One watch per model provider that names a Consul service; each provider's endpoint pool is fed by it.</summary>
+    /// <summary>One watch per model provider (and for the embedding server) that names a Consul service; each endpoint pool is fed by it.</summary>
     private static void AddModelDiscovery(IHostApplicationBuilder builder)
     {
         var models = builder.Configuration.GetSection(ModelOptions.SectionName).Get<ModelOptions>() ?? new();
         var discovering = models.Providers
             .Where(p => p.ConsulService is { Length: > 0 } && p.Kind is ModelProviderOptions.Ollama or ModelProviderOptions.OpenAi)
-            .Select(p => p.Name).ToList();
+            .Select(p => (object)p.Name).ToList();
+        var embeddings = builder.Configuration.GetSection(EmbeddingOptions.SectionName).Get<EmbeddingOptions>() ?? new();
+        if (embeddings.ConsulService is { Length: > 0 } && embeddings.Provider is EmbeddingOptions.Ollama or EmbeddingOptions.OpenAi)
+        {
+            discovering.Add(ModelExtensions.EmbeddingPoolKey);
+        }
         if (discovering.Count == 0)
         {
             return;
@@ -53,7 +58,7 @@ public static class MeshExtensions
             client.Timeout = Timeout.InfiniteTimeSpan;
         });
         services.AddSingleton(sp => new ConsulModelDiscovery(
-            [.. discovering.Select(name => sp.GetRequiredKeyedService<ModelEndpointPool>(name))], sp.GetRequiredService<IHttpClientFactory>(),
+            [.. discovering.Select(key => sp.GetRequiredKeyedService<ModelEndpointPool>(key))], sp.GetRequiredService<IHttpClientFactory>(),
             sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<ConsulModelDiscovery>>()));
         services.AddHostedService(sp => sp.GetRequiredService<ConsulModelDiscovery>());
         services.AddHealthChecks().Add(new HealthCheckRegistration(

@@ -30,6 +30,19 @@ public sealed class EmbeddingOptions
     /// </summary>
     public List<string> Endpoints { get; set; } = [];
 
+    /// <summary>
+    /// <c>ollama</c> / <c>openai</c>: a Consul service whose passing instances are the endpoints, kept current with blocking
+    /// queries to the agent at <c>Agentry:Consul:Address</c> as for model providers; <see cref="Endpoints"/> are then
+    /// optional, the fall-back until Consul first answers.
+    /// </summary>
+    public string? ConsulService { get; set; }
+
+    /// <summary>With <see cref="ConsulService"/>: the path after each instance's address and port (<c>/v1</c> for OpenAI-compatible servers).</summary>
+    public string? ConsulPath { get; set; }
+
+    /// <summary>With <see cref="ConsulService"/>: <c>http</c> (the default) or <c>https</c>.</summary>
+    public string ConsulScheme { get; set; } = "http";
+
     /// <summary><c>openai</c> only: sent as <c>Authorization: Bearer</c>.</summary>
     public string? ApiKey { get; set; }
 
@@ -47,7 +60,7 @@ public sealed class EmbeddingOptions
     internal string ModelName => Provider == MiniLm ? MiniLmModel : Model ?? "";
 }
 
-internal sealed class EmbeddingOptionsValidator : IValidateOptions<EmbeddingOptions>
+internal sealed class EmbeddingOptionsValidator(IConfiguration configuration) : IValidateOptions<EmbeddingOptions>
 {
     private const string Key = EmbeddingOptions.SectionName;
 
@@ -61,9 +74,9 @@ internal sealed class EmbeddingOptionsValidator : IValidateOptions<EmbeddingOpti
                 {
                     errors.Add($"{Key}:Model is '{options.Model}'; provider minilm runs only {EmbeddingOptions.MiniLmModel} (leave it unset).");
                 }
-                if (options.Endpoints.Count > 0 || options.ApiKey is not null || options.Dimensions is not null)
+                if (options.Endpoints.Count > 0 || options.ApiKey is not null || options.Dimensions is not null || options.ConsulService is not null || options.ConsulPath is not null)
                 {
-                    errors.Add($"{Key}: Endpoints, ApiKey and Dimensions apply to providers ollama and openai only.");
+                    errors.Add($"{Key}: Endpoints, ApiKey, Dimensions, ConsulService and ConsulPath apply to providers ollama and openai only.");
                 }
                 break;
             case EmbeddingOptions.Ollama or EmbeddingOptions.OpenAi:
@@ -76,23 +89,14 @@ internal sealed class EmbeddingOptionsValidator : IValidateOptions<EmbeddingOpti
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 
-    private static void CheckServer(EmbeddingOptions options, List<string> errors)
+    private void CheckServer(EmbeddingOptions options, List<string> errors)
     {
         if (string.IsNullOrWhiteSpace(options.Model))
         {
             errors.Add($"{Key}:Model must name the server's embedding model for provider {options.Provider}.");
         }
-        if (options.Endpoints.Count == 0)
-        {
-            errors.Add($"{Key}:Endpoints needs at least one http(s) URL for provider {options.Provider}.");
-        }
-        for (var e = 0; e < options.Endpoints.Count; e++)
-        {
-            if (!Uri.TryCreate(options.Endpoints[e], UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
-            {
-                errors.Add($"{Key}:Endpoints:{e} is '{options.Endpoints[e]}'; it must be an absolute http or https URL.");
-            }
-        }
+        ConsulDiscoveryRules.CheckEndpoints(Key, $"provider {options.Provider}", options.Endpoints,
+            options.ConsulService, options.ConsulPath, options.ConsulScheme, configuration, errors);
         if (options.ApiKey is not null && options.Provider != EmbeddingOptions.OpenAi)
         {
             errors.Add($"{Key}:ApiKey applies to provider openai only.");

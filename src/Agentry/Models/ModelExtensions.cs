@@ -16,6 +16,9 @@ public static class ModelExtensions
     /// <summary>The HTTP client embedding servers are called with.</summary>
     internal const string EmbeddingHttpClientName = "embeddings";
 
+    /// <summary>The key of the embedding server's <see cref="ModelEndpointPool"/>: an object, so no provider name can take it.</summary>
+    internal static readonly object EmbeddingPoolKey = new();
+
     /// <summary>
     /// Chat model providers (section <c>Agentry:Llm</c>) and the catalog of their models. Provider libraries (OllamaSharp,
     /// the OpenAI SDK, LLamaSharp and llama.cpp) are loaded only for kinds that are configured; with none configured
@@ -117,6 +120,7 @@ public static class ModelExtensions
         if (options.Provider is EmbeddingOptions.Ollama or EmbeddingOptions.OpenAi)
         {
             AddEmbeddingHttpClient(services);
+            services.AddKeyedSingleton(EmbeddingPoolKey, (sp, _) => EmbeddingPool(sp));
         }
         services.AddSingleton(sp => new EmbeddingModels(
             sp.GetRequiredService<IOptions<EmbeddingOptions>>(), generator(sp), sp.GetRequiredService<ILoggerFactory>()));
@@ -139,11 +143,24 @@ public static class ModelExtensions
     {
         var options = services.GetRequiredService<IOptions<EmbeddingOptions>>().Value;
         var http = services.GetRequiredService<IHttpClientFactory>();
-        // The pool wants a provider's shape: the embedding server is one more provider, with the chat ones' breaker settings.
-        var provider = new ModelProviderOptions { Name = options.Provider, Kind = options.Provider, Endpoints = options.Endpoints };
-        var pool = new ModelEndpointPool(provider, services.GetRequiredService<IOptions<ModelOptions>>().Value, Logger(services));
+        var pool = services.GetRequiredKeyedService<ModelEndpointPool>(EmbeddingPoolKey);
         return new BalancedEmbeddingGenerator(
             pool, options.ModelName, url => endpoint(url, options, http.CreateClient(EmbeddingHttpClientName)), options.Timeout);
+    }
+
+    /// <summary>
+    /// The embedding server's endpoints: one more provider to the pool, with the chat providers' breaker settings, which
+    /// Consul discovery feeds when <c>Agentry:Embeddings:ConsulService</c> is set.
+    /// </summary>
+    private static ModelEndpointPool EmbeddingPool(IServiceProvider services)
+    {
+        var options = services.GetRequiredService<IOptions<EmbeddingOptions>>().Value;
+        var provider = new ModelProviderOptions
+        {
+            Name = options.Provider, Kind = options.Provider, Endpoints = options.Endpoints,
+            ConsulService = options.ConsulService, ConsulPath = options.ConsulPath, ConsulScheme = options.ConsulScheme,
+        };
+        return new ModelEndpointPool(provider, services.GetRequiredService<IOptions<ModelOptions>>().Value, Logger(services));
     }
 
     private static void AddEmbeddingHttpClient(IServiceCollection services) =>

@@ -144,25 +144,8 @@ internal sealed partial class ModelOptionsValidator(IConfiguration configuration
 
     private void CheckEndpoints(ModelProviderOptions provider, string key, List<string> errors)
     {
-        if (provider.ConsulService is not null)
-        {
-            CheckDiscovery(provider, key, errors);
-        }
-        else if (provider.Endpoints.Count == 0)
-        {
-            errors.Add($"{key}:Endpoints needs at least one http(s) URL for kind {provider.Kind} (or {key}:ConsulService to discover them).");
-        }
-        if (provider.ConsulService is null && provider.ConsulPath is not null)
-        {
-            errors.Add($"{key}:ConsulPath applies only with {key}:ConsulService.");
-        }
-        for (var e = 0; e < provider.Endpoints.Count; e++)
-        {
-            if (!Uri.TryCreate(provider.Endpoints[e], UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
-            {
-                errors.Add($"{key}:Endpoints:{e} is '{provider.Endpoints[e]}'; it must be an absolute http or https URL.");
-            }
-        }
+        ConsulDiscoveryRules.CheckEndpoints(key, $"kind {provider.Kind}", provider.Endpoints,
+            provider.ConsulService, provider.ConsulPath, provider.ConsulScheme, configuration, errors);
         if (provider.Path is not null || provider.ContextSize is not null || provider.Threads is not null)
         {
             errors.Add($"{key}: Path, ContextSize and Threads apply to kind llamacpp only.");
@@ -170,26 +153,6 @@ internal sealed partial class ModelOptionsValidator(IConfiguration configuration
         if (provider.ApiKey is not null && provider.Kind != ModelProviderOptions.OpenAi)
         {
             errors.Add($"{key}:ApiKey applies to kind openai only.");
-        }
-    }
-
-    private void CheckDiscovery(ModelProviderOptions provider, string key, List<string> errors)
-    {
-        if (!ConsulServiceName().IsMatch(provider.ConsulService!))
-        {
-            errors.Add($"{key}:ConsulService is '{provider.ConsulService}'; it must be a Consul service name: 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit.");
-        }
-        if (configuration[$"{Mesh.ConsulOptions.SectionName}:Address"] is not { Length: > 0 })
-        {
-            errors.Add($"{key}:ConsulService needs {Mesh.ConsulOptions.SectionName}:Address: the Consul agent to ask for the instances of '{provider.ConsulService}'.");
-        }
-        if (provider.ConsulPath is { } path && (!path.StartsWith('/') || !Uri.TryCreate("http://host" + path, UriKind.Absolute, out _)))
-        {
-            errors.Add($"{key}:ConsulPath is '{path}'; it must be a URL path starting with '/', like /v1.");
-        }
-        if (provider.ConsulScheme is not ("http" or "https"))
-        {
-            errors.Add($"{key}:ConsulScheme is '{provider.ConsulScheme}'; allowed: http, https.");
         }
     }
 
@@ -219,6 +182,56 @@ internal sealed partial class ModelOptionsValidator(IConfiguration configuration
 
     [GeneratedRegex("^[a-z0-9][a-z0-9._-]{0,39}$")]
     private static partial Regex ProviderName();
+
+}
+
+/// <summary>The settings of endpoints discovered through Consul, for model providers and the embedding server alike.</summary>
+internal static partial class ConsulDiscoveryRules
+{
+    /// <summary>Endpoints, or a Consul service to discover them (then the endpoints are the fall-back); each an http(s) URL.</summary>
+    public static void CheckEndpoints(
+        string key, string what, IReadOnlyList<string> endpoints, string? service, string? path, string scheme, IConfiguration configuration, List<string> errors)
+    {
+        if (service is not null)
+        {
+            Check(key, service, path, scheme, configuration, errors);
+        }
+        else if (endpoints.Count == 0)
+        {
+            errors.Add($"{key}:Endpoints needs at least one http(s) URL for {what} (or {key}:ConsulService to discover them).");
+        }
+        if (service is null && path is not null)
+        {
+            errors.Add($"{key}:ConsulPath applies only with {key}:ConsulService.");
+        }
+        for (var e = 0; e < endpoints.Count; e++)
+        {
+            if (!Uri.TryCreate(endpoints[e], UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+            {
+                errors.Add($"{key}:Endpoints:{e} is '{endpoints[e]}'; it must be an absolute http or https URL.");
+            }
+        }
+    }
+
+    private static void Check(string key, string service, string? path, string scheme, IConfiguration configuration, List<string> errors)
+    {
+        if (!ConsulServiceName().IsMatch(service))
+        {
+            errors.Add($"{key}:ConsulService is '{service}'; it must be a Consul service name: 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit.");
+        }
+        if (configuration[$"{Mesh.ConsulOptions.SectionName}:Address"] is not { Length: > 0 })
+        {
+            errors.Add($"{key}:ConsulService needs {Mesh.ConsulOptions.SectionName}:Address: the Consul agent to ask for the instances of '{service}'.");
+        }
+        if (path is not null && (!path.StartsWith('/') || !Uri.TryCreate("http://host" + path, UriKind.Absolute, out _)))
+        {
+            errors.Add($"{key}:ConsulPath is '{path}'; it must be a URL path starting with '/', like /v1.");
+        }
+        if (scheme is not ("http" or "https"))
+        {
+            errors.Add($"{key}:ConsulScheme is '{scheme}'; allowed: http, https.");
+        }
+    }
 
     [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
     private static partial Regex ConsulServiceName();

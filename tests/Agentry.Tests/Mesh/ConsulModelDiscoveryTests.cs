@@ -8,6 +8,7 @@ using Agentry.Tests.Models;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.AI;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Agentry.Tests.Mesh;
@@ -93,6 +94,87 @@ public sealed class ConsulModelDiscoveryTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Against_a_recorded_contract_listener_the_embedding_server_is_discovered_too_and_follows_its_changes()
+    {
+        var (a, b) = (await EmbeddingServerAsync(), await EmbeddingServerAsync());
+        var consul = new ConsulCatalog("embedder");
+        consul.Set(consul.Instance("node-a", a));
+        var server = await ConsulAsync(consul);
+        var app = AgentryApp.Sqlite(new Dictionary<string, string?>
+        {
+            ["Agentry:Consul:Address"] = server.BaseUri.ToString(),
+            ["Agentry:Consul:Token"] = Token,
+            ["Agentry:Consul:AdvertisePort"] = "8080",
+            ["Agentry:Embeddings:Provider"] = "ollama",
+            ["Agentry:Embeddings:Model"] = "all-minilm",
+            ["Agentry:Embeddings:ConsulService"] = "embedder",
+            ["Agentry:Llm:FailureDuration"] = "00:00:00.200",
+            ["Agentry:Llm:BreakDuration"] = "00:30:00",
+        });
+        _resources.Add(app);
+        var generator = app.Services.GetRequiredService<IEmbeddingGenerator<string, Embedding<float>>>();
+
+        // No endpoint is configured: the first embedding waits for Consul's answer.
+        Assert.True(await HttpAssertions.EventuallyAsync(async () =>
+        {
+            try
+            {
+                return (await generator.GenerateAsync(["hello"], cancellationToken: Ct)).Count == 1;
+            }
+            catch (DependencyUnavailableException)
+            {
+                return false;
+            }
+        }, Patience), "the embedding server was never discovered");
+        Assert.Equal((1, 0), (Embeds(a), Embeds(b)));
+        Assert.All(Queries(server, "embedder"), q => Assert.Equal(Token, q.Headers["X-Consul-Token"]));
+        Assert.NotEmpty(Queries(server, "embedder"));
+
+        // Consul now lists b instead of a: embeddings follow.
+        consul.Set(consul.Instance("node-b", b));
+        Assert.True(await HttpAssertions.EventuallyAsync(async () =>
+        {
+            await generator.GenerateAsync(["hello"], cancellationToken: Ct);
+            return Embeds(b) > 0;
+        }, TimeSpan.FromSeconds(5)), "the new instance was never asked");
+        var before = (Embeds(a), Embeds(b));
+        for (var i = 0; i < 3; i++)
+        {
+            await generator.GenerateAsync(["hello"], cancellationToken: Ct);
+        }
+        Assert.Equal((before.Item1, before.Item2 + 3), (Embeds(a), Embeds(b)));
+        var ready = await app.Client().GetAsync("/health/ready", Ct);
+        var check = JsonDocument.Parse(await ready.Content.ReadAsStringAsync(Ct)).RootElement.GetProperty("checks").GetProperty("model-discovery");
+        Assert.Equal("healthy", check.GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public void Embedding_discovery_settings_are_checked_as_a_model_providers_are()
+    {
+        var withoutConsul = new ConfigurationBuilder().Build();
+        var withConsul = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Agentry:Consul:Address"] = "http://127.0.0.1:8500" }).Build();
+
+        var bad = new EmbeddingOptionsValidator(withoutConsul).Validate(null,
+            new EmbeddingOptions { Provider = "ollama", Model = "all-minilm", ConsulService = "no spaces", ConsulPath = "v1", ConsulScheme = "ftp" });
+        string[] expected =
+        [
+            "Agentry:Embeddings:ConsulService is 'no spaces'",
+            "Agentry:Embeddings:ConsulService needs Agentry:Consul:Address",
+            "Agentry:Embeddings:ConsulPath is 'v1'",
+            "Agentry:Embeddings:ConsulScheme is 'ftp'",
+        ];
+        Assert.Equal(expected.Length, bad.Failures!.Count());
+        Assert.All(expected, e => Assert.Contains(bad.Failures!, f => f.StartsWith(e, StringComparison.Ordinal)));
+        // A service to follow stands in for the endpoints; the path needs the service; MiniLM runs in-process and takes none of it.
+        Assert.True(new EmbeddingOptionsValidator(withConsul).Validate(null,
+            new EmbeddingOptions { Provider = "openai", Model = "text-embedding-3-small", ConsulService = "embedder", ConsulPath = "/v1" }).Succeeded);
+        Assert.Contains("Agentry:Embeddings:ConsulPath applies only with Agentry:Embeddings:ConsulService", new EmbeddingOptionsValidator(withConsul).Validate(null,
+            new EmbeddingOptions { Provider = "ollama", Model = "all-minilm", Endpoints = ["http://127.0.0.1:11434"], ConsulPath = "/v1" }).FailureMessage);
+        Assert.Contains("apply to providers ollama and openai only", new EmbeddingOptionsValidator(withConsul).Validate(null,
+            new EmbeddingOptions { ConsulService = "embedder" }).FailureMessage);
+    }
+
+    [Fact]
     public async Task A_consul_service_without_a_consul_address_stops_start_up_naming_both_keys()
     {
         var directory = TempFiles.Directory();
@@ -120,6 +202,21 @@ public sealed class ConsulModelDiscoveryTests : IAsyncLifetime
         _resources.Add(server);
         return server;
     }
+
+    /// <summary>An Ollama embedding server stand-in (<c>POST /api/embed</c>, the documented answer): one 3-number vector per input.</summary>
+    private async Task<StandInServer> EmbeddingServerAsync()
+    {
+        var server = await StandInServer.StartAsync(app => app.MapPost("/api/embed", (JsonElement request) => Results.Json(new
+        {
+            model = request.GetProperty("model").GetString(),
+            embeddings = request.GetProperty("input").EnumerateArray().Select(_ => new[] { 0.6f, 0.8f, 0f }).ToArray(),
+            prompt_eval_count = 1,
+        })));
+        _resources.Add(server);
+        return server;
+    }
+
+    private static int Embeds(StandInServer server) => server.Requests.Count(r => r.Method == "POST" && r.Path == "/api/embed");
 
     /// <summary>The agent's endpoints Agentry uses: the health query of a service, and (for the node's own registration) register and deregister.</summary>
     private async Task<StandInServer> ConsulAsync(ConsulCatalog catalog)
@@ -185,7 +282,8 @@ public sealed class ConsulModelDiscoveryTests : IAsyncLifetime
 
     private static int Chats(StandInServer server) => server.Requests.Count(r => r.Method == "POST" && r.Path == "/v1/chat/completions");
 
-    private static List<StandInRequest> Queries(StandInServer consul) => [.. consul.Requests.Where(r => r.Method == "GET" && r.Path == "/v1/health/service/vllm")];
+    private static List<StandInRequest> Queries(StandInServer consul, string service = "vllm") =>
+        [.. consul.Requests.Where(r => r.Method == "GET" && r.Path == $"/v1/health/service/{service}")];
 
     public ValueTask InitializeAsync() => ValueTask.CompletedTask;
 
@@ -198,11 +296,11 @@ public sealed class ConsulModelDiscoveryTests : IAsyncLifetime
     }
 
     /// <summary>
-    /// The catalog's side of Consul's health endpoint: the passing instances of service <c>vllm</c>, a Raft index that grows with
+    /// The catalog's side of Consul's health endpoint: the passing instances of one service (<c>vllm</c> unless named), a Raft index that grows with
     /// every change, and blocking queries as documented (an <c>index</c> at or above the current one waits for a change, at most
     /// <c>wait</c>). Once down, it answers 500 as an agent without a cluster leader does.
     /// </summary>
-    private sealed class ConsulCatalog
+    private sealed class ConsulCatalog(string service = "vllm")
     {
         private readonly Lock _gate = new();
         private IReadOnlyList<object> _instances = [];
@@ -224,13 +322,13 @@ public sealed class ConsulModelDiscoveryTests : IAsyncLifetime
             Node = new { ID = Guid.NewGuid(), Node = node, Address = server.BaseUri.Host, Datacenter = "dc1", TaggedAddresses = new { lan = server.BaseUri.Host }, Meta = new { }, CreateIndex = 12, ModifyIndex = 12 },
             Service = new
             {
-                ID = $"vllm-{node}", Service = "vllm", Tags = new[] { "gpu" }, Address = serviceAddress ?? server.BaseUri.Host, Port = server.BaseUri.Port,
+                ID = $"{service}-{node}", Service = service, Tags = new[] { "gpu" }, Address = serviceAddress ?? server.BaseUri.Host, Port = server.BaseUri.Port,
                 Meta = new { version = "0.8.5" }, Weights = new { Passing = 1, Warning = 1 }, EnableTagOverride = false, CreateIndex = 30, ModifyIndex = 30,
             },
             Checks = new object[]
             {
                 new { Node = node, CheckID = "serfHealth", Name = "Serf Health Status", Status = "passing", Notes = "", Output = "Agent alive and reachable", ServiceID = "", ServiceName = "", ServiceTags = Array.Empty<string>() },
-                new { Node = node, CheckID = $"service:vllm-{node}", Name = "Service 'vllm' check", Status = "passing", Notes = "", Output = "HTTP GET: 200 OK", ServiceID = $"vllm-{node}", ServiceName = "vllm", ServiceTags = new[] { "gpu" } },
+                new { Node = node, CheckID = $"service:{service}-{node}", Name = $"Service '{service}' check", Status = "passing", Notes = "", Output = "HTTP GET: 200 OK", ServiceID = $"{service}-{node}", ServiceName = service, ServiceTags = new[] { "gpu" } },
             },
         };
 
@@ -266,7 +364,7 @@ public sealed class ConsulModelDiscoveryTests : IAsyncLifetime
             bool down;
             lock (_gate)
             {
-                (instances, index, down) = (name == "vllm" ? _instances : [], _index, _down);
+                (instances, index, down) = (name == service ? _instances : [], _index, _down);
             }
             if (down)
             {
