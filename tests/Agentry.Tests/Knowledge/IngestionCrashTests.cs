@@ -102,9 +102,15 @@ public abstract class IngestionCrashContract(ITestOutputHelper output)
         Assert.Equal(Math.Min(50, keys.Count), hits.Count);
         Assert.Equal(hits.Count, hits.Select(h => h.ChunkId).Distinct().Count());
 
-        var tasks = await Task.WhenAll(documents.Select(async d =>
-            await (await client.GetAsync($"/api/v1/tasks/{(await (await client.GetAsync($"{Url}/{collection}/documents/{d}")).ReadAsync<DocumentResponse>()).TaskId}"))
-                .ReadAsync<TaskResponse>()));
+        // A document is ready before its task's final state is written (by the worker, just after): read them once final.
+        TaskResponse[] tasks = [];
+        Assert.True(await HttpAssertions.EventuallyAsync(async () =>
+        {
+            tasks = await Task.WhenAll(documents.Select(async d =>
+                await (await client.GetAsync($"/api/v1/tasks/{(await (await client.GetAsync($"{Url}/{collection}/documents/{d}")).ReadAsync<DocumentResponse>()).TaskId}"))
+                    .ReadAsync<TaskResponse>()));
+            return tasks.All(t => AgentTaskStatus.IsFinal(t.Status));
+        }, TimeSpan.FromSeconds(30)), $"tasks not final: {string.Join(", ", tasks.Select(t => t.Status))}");
         Assert.All(tasks, t => Assert.Equal(AgentTaskStatus.Succeeded, t.Status));
         output.WriteLine($"{keys.Count} chunks in {documents.Count} documents; kills at: {string.Join("; ", kills)}; attempts: {string.Join(", ", tasks.Select(t => t.Attempts))}");
     }
