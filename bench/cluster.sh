@@ -122,12 +122,8 @@ for ((r = 1; r <= RUNS; r++)); do
         CLUSTER="http://127.0.0.1:$CLUSTER_PORT"
         SVC="$CLUSTER"   # what api() talks to
         cluster start >/dev/null 2>"$RUN/cluster-$APIS-$WORKERS-$r.log" || { tail -n 20 "$RUN/cluster-$APIS-$WORKERS-$r.log" >&2; die "the $name cluster did not start"; }
-        token=$(curl -sS -X POST "$CLUSTER/connect/token" -d grant_type=password -d client_id=agentry-cli \
-            --data-urlencode "username=$ADMIN_EMAIL" --data-urlencode "password=$ADMIN_PASSWORD" | json access_token) || die "could not sign in"
-        ws=$(api POST /api/v1/workspaces "$token" '{"name":"Bench","slug":"bench"}' | json id)
-        AGENT=$(api POST /api/v1/agents "$token" "{\"name\":\"noop\",\"kind\":\"webhook\",\"webhook\":{\"url\":\"http://127.0.0.1:$BASE_PORT/hook\"}}" "$ws" | json id)
-        KEY=$(api POST "/api/v1/workspaces/$ws/api-keys" "$token" '{"name":"bench","scopes":["tasks:read","tasks:write","agents:read"]}' | json key)
-        export BENCH_API_KEY="$KEY"
+        bench_workspace "http://127.0.0.1:$BASE_PORT/hook" '["tasks:read","tasks:write","agents:read"]'
+        AGENT="$BENCH_AGENT" KEY="$BENCH_API_KEY"
 
         run_tasks "$WARMUP_TASKS" >/dev/null   # warm-up: JIT (tiered compilation wants many calls per node), pools, queues
         seconds=$(run_tasks "$E2E_TASKS")

@@ -47,10 +47,10 @@ ensure_wrk() {
         || die "could not install wrk (apt-get install -y wrk)"
 }
 
-free_ports() {  # two distinct free TCP ports on 127.0.0.1 (held together so they differ)
-    python3 - <<'EOF'
-import socket
-socks = [socket.socket() for _ in range(2)]
+free_ports() {  # [count]: that many (default two) distinct free TCP ports on 127.0.0.1 (held together so they differ)
+    python3 - "${1:-2}" <<'EOF'
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in socks))
@@ -230,6 +230,18 @@ api() {  # method path bearer body [workspace] -> body of a 2xx, or die
         ${5:+-H "Agentry-Workspace: $5"} --data-binary "$4" "$SVC$2") || die "$1 $2 failed"
     [[ "${resp##*$'\n'}" == 2* ]] || die "$1 $2 answered ${resp##*$'\n'}: ${resp%$'\n'*}"
     echo "${resp%$'\n'*}"
+}
+
+# Signs in at $SVC as the bench administrator and makes a workspace, a webhook agent posting to HOOK-URL and an API key
+# with SCOPES (a JSON array); sets and exports BENCH_AGENT and BENCH_API_KEY (the wrk scripts read them).
+bench_workspace() {  # hook-url scopes-json
+    local token ws
+    token=$(curl -sS -X POST "$SVC/connect/token" -d grant_type=password -d client_id=agentry-cli \
+        --data-urlencode "username=$ADMIN_EMAIL" --data-urlencode "password=$ADMIN_PASSWORD" | json access_token) || die "could not sign in at $SVC"
+    ws=$(api POST /api/v1/workspaces "$token" '{"name":"Bench","slug":"bench"}' | json id)
+    BENCH_AGENT=$(api POST /api/v1/agents "$token" "{\"name\":\"noop\",\"kind\":\"webhook\",\"webhook\":{\"url\":\"$1\"}}" "$ws" | json id)
+    BENCH_API_KEY=$(api POST "/api/v1/workspaces/$ws/api-keys" "$token" "{\"name\":\"bench\",\"scopes\":$2}" | json key)
+    export BENCH_AGENT BENCH_API_KEY
 }
 
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }

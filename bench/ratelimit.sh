@@ -64,14 +64,7 @@ if [ -n "$COMPARE_REF" ]; then
         || { tail -n 30 "$RESULTS/publish-compare.log" >&2; die "publish of $COMPARE_REF failed"; }
 fi
 
-read -r -a PORTS < <(python3 - <<'EOF'
-import socket
-socks = [socket.socket() for _ in range(4)]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-for s in socks: s.close()
-EOF
-)
+read -r -a PORTS < <(free_ports 4)   # the baseline and up to three nodes
 
 launch_env
 start_dll "$RUN/baseline" "${PORTS[0]}" "$RUN/baseline.log" bench-baseline
@@ -90,13 +83,9 @@ for target in "${TARGETS[@]}"; do
     PUBLISH="$app" start_dll "$RUN/$target" "$port" "$RUN/$target.log"
     wait_ready "$LAST_PID" "$port" /health/ready "$RUN/$target.log"
     SVC="http://127.0.0.1:$port"
-    token=$(curl -sS -X POST "$SVC/connect/token" -d grant_type=password -d client_id=agentry-cli \
-        --data-urlencode "username=$ADMIN_EMAIL" --data-urlencode "password=$ADMIN_PASSWORD" | json access_token) || die "could not sign in to $target"
-    ws=$(api POST /api/v1/workspaces "$token" '{"name":"Bench","slug":"bench"}' | json id)
-    agent=$(api POST /api/v1/agents "$token" "{\"name\":\"noop\",\"kind\":\"webhook\",\"webhook\":{\"url\":\"http://127.0.0.1:${PORTS[0]}/hook\"}}" "$ws" | json id)
-    KEY_OF[$target]=$(api POST "/api/v1/workspaces/$ws/api-keys" "$token" '{"name":"bench","scopes":["agents:read"]}' | json key)
-    URL[$target]="$SVC/api/v1/agents/$agent"
-    export BENCH_API_KEY="${KEY_OF[$target]}"
+    bench_workspace "http://127.0.0.1:${PORTS[0]}/hook" '["agents:read"]'
+    KEY_OF[$target]="$BENCH_API_KEY"
+    URL[$target]="$SVC/api/v1/agents/$BENCH_AGENT"
     run_wrk "$target-warmup" "${URL[$target]}" lua/apikey.lua "$WARMUP" "$RUN/wrk/$target-warmup.txt"
 done
 

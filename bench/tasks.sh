@@ -99,14 +99,7 @@ start_service() {  # name role provider: a fresh node, signed in, with a workspa
     start_dll "$RUN/$name" "$SVC_PORT" "$SVC_LOG"
     SVC_PID=$LAST_PID
     wait_ready "$SVC_PID" "$SVC_PORT" /health "$RUN/$name.log"
-    local token ws
-    token=$(curl -sS -X POST "$SVC/connect/token" -d grant_type=password -d client_id=agentry-cli \
-        --data-urlencode "username=$ADMIN_EMAIL" --data-urlencode "password=$ADMIN_PASSWORD" | json access_token) || die "could not sign in"
-    ws=$(api POST /api/v1/workspaces "$token" '{"name":"Bench","slug":"bench"}' | json id)
-    export BENCH_AGENT
-    BENCH_AGENT=$(api POST /api/v1/agents "$token" "{\"name\":\"noop\",\"kind\":\"webhook\",\"webhook\":{\"url\":\"http://127.0.0.1:$BASE_PORT/hook\"}}" "$ws" | json id)
-    export BENCH_API_KEY
-    BENCH_API_KEY=$(api POST "/api/v1/workspaces/$ws/api-keys" "$token" '{"name":"bench","scopes":["tasks:read","tasks:write"]}' | json key)
+    bench_workspace "http://127.0.0.1:$BASE_PORT/hook" '["tasks:read","tasks:write"]'
 }
 
 succeeded() {  # tasks this node has finished successfully (its own counter since start)

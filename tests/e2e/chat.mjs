@@ -25,6 +25,12 @@ const observations = (page) => page.evaluate(() => window.replyObservations);
 /** The distinct non-empty lengths the reply had while it was still being generated. */
 const growth = (seen) => [...new Set(seen.filter((o) => o.status === 'generating' && o.length > 0).map((o) => o.length))];
 
+/** Waits until the reply being generated has been seen at three lengths; returns the observations. */
+const grewWhileGenerating = (page, when) => eventually(async () => {
+  const seen = await observations(page);
+  return growth(seen).length >= 3 && seen.at(-1).status === 'generating' && seen;
+}, `the long reply grew over three observations ${when}`);
+
 const lastReply = (page) => page.locator('article.message.assistant').last();
 
 async function reply(page) {
@@ -57,10 +63,7 @@ await scenario('chat', async ({ page, shot, step, env }) => {
   await watch(page);
   await page.getByLabel('Message', { exact: true }).fill(`What does ${env.AGENTRY_PHRASE} say?`);
   await page.getByRole('button', { name: 'Send' }).click();
-  const before = await eventually(async () => {
-    const seen = await observations(page);
-    return growth(seen).length >= 3 && seen.at(-1).status === 'generating' && seen;
-  }, 'the long reply grew over three observations while it was being generated');
+  const before = await grewWhileGenerating(page, 'while it was being generated');
   await page.getByRole('button', { name: 'Stop' }).click();
   const ended = await eventually(async () => {
     const status = await lastReply(page).getAttribute('data-status');
@@ -108,10 +111,7 @@ await scenario('chat', async ({ page, shot, step, env }) => {
   await watch(page);
   await page.getByLabel('Message', { exact: true }).fill('the lazy dog');
   await page.getByRole('button', { name: 'Send' }).click();
-  const beforeCut = await eventually(async () => {
-    const seen = await observations(page);
-    return growth(seen).length >= 3 && seen.at(-1).status === 'generating' && seen;
-  }, 'the reply grew over three observations before the cut');
+  const beforeCut = await grewWhileGenerating(page, 'before the cut');
   // Every connection the browser has open to the server is reset (a network that drops), the POST's stream among them.
   const cut = await (await fetch(env.AGENTRY_CUT_URL, { method: 'POST' })).json();
   const lengthAtCut = Math.max(...growth(beforeCut));

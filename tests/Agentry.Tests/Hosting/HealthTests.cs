@@ -1,7 +1,5 @@
-using System.Globalization;
 using System.Net;
 using System.Text.Json;
-using System.Text.RegularExpressions;
 using Agentry.Tests.Infrastructure;
 
 namespace Agentry.Tests.Hosting;
@@ -55,16 +53,12 @@ public sealed class HealthTests
     /// <summary><c>readiness_status</c> on /metrics holds these values for these checks (the exporter caches a scrape briefly).</summary>
     private static async Task AssertReadinessGaugeAsync(HttpClient client, params (string Check, double Value)[] expected)
     {
-        var gauge = new Dictionary<string, double>();
+        var text = "";
         var matched = await HttpAssertions.EventuallyAsync(async () =>
         {
-            gauge = (await client.GetStringAsync("/metrics")).Split('\n')
-                .Where(line => line.StartsWith("readiness_status{", StringComparison.Ordinal))
-                .ToDictionary(
-                    line => Regex.Match(line, "check=\"([^\"]+)\"").Groups[1].Value,
-                    line => double.Parse(line[(line.IndexOf('}') + 1)..].Trim().Split(' ')[0], CultureInfo.InvariantCulture));
-            return expected.All(e => gauge.TryGetValue(e.Check, out var value) && value == e.Value);
+            text = await client.GetStringAsync("/metrics");
+            return expected.All(e => PrometheusText.Samples(text, "readiness_status{", $"check=\"{e.Check}\"").SequenceEqual([e.Value]));
         }, TimeSpan.FromSeconds(5));
-        Assert.True(matched, $"readiness_status was {string.Join(", ", gauge.Select(g => $"{g.Key}={g.Value}"))}");
+        Assert.True(matched, string.Join('\n', text.Split('\n').Where(l => l.StartsWith("readiness_status{", StringComparison.Ordinal))));
     }
 }

@@ -132,9 +132,7 @@ public abstract class WorkerCrashContract(ITestOutputHelper output)
     };
 
     /// <summary>The sum of the Prometheus samples whose line starts with <paramref name="name"/> (and contains <paramref name="label"/>).</summary>
-    private static double Sample(string text, string name, string label = "") =>
-        text.Split('\n').Where(l => l.StartsWith(name, StringComparison.Ordinal) && l.Contains(label, StringComparison.Ordinal))
-            .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+    private static double Sample(string text, string name, string label = "") => PrometheusText.Samples(text, name, label).Sum();
 
     private static Task<AgentryProcess> StartWorkerAsync(Dictionary<string, string?> storage, Dictionary<string, string?>? extra = null) =>
         AgentryProcess.StartNodeAsync(storage.With(QueueSettings(Lease)).With(new Dictionary<string, string?> { [Agentry.Tasks.TaskExtensions.RoleKey] = "worker" }).With(extra));
